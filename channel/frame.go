@@ -1,0 +1,89 @@
+package channel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Frame kinds (the first plaintext byte of a record).
+const (
+	kindAuth    byte = 1  // handshake: body is the auth payload
+	kindMsg     byte = 2  // one-way message
+	kindRequest byte = 3  // request; id correlates the reply
+	kindReply   byte = 4  // reply to request id
+	kindError   byte = 5  // error reply to request id; type is a code, body the text
+	kindPing    byte = 6  // keepalive
+	kindPong    byte = 7  // keepalive answer
+	kindOpen    byte = 8  // stream: open with type and header body
+	kindData    byte = 9  // stream: chunk
+	kindEnd     byte = 10 // stream: sender finished
+	kindCredit  byte = 11 // stream: receiver grants id more bytes
+	kindResult  byte = 12 // stream: receiver's handler result; type is a code, body the text
+	kindMax          = kindResult
+)
+
+// frame is one decoded record. body aliases the record buffer, which is
+// allocated per record and so may be kept by its receiver.
+type frame struct {
+	kind byte
+	typ  uint16
+	id   uint64
+	body []byte
+}
+
+// newRecord lays out a record ready for recordCipher.seal: room for the
+// length prefix, the header, a copy of body and the tag.
+func newRecord(kind byte, typ uint16, id uint64, body []byte) []byte {
+	rec := make([]byte, lenSize+hdrLen+len(body)+tagSize)
+	h := rec[lenSize:]
+	h[0] = kind
+	binary.BigEndian.PutUint16(h[1:], typ)
+	binary.BigEndian.PutUint64(h[3:], id)
+	copy(h[hdrLen:], body)
+	return rec
+}
+
+// parseFrame decodes an opened record's plaintext.
+func parseFrame(plain []byte) (frame, error) {
+	if len(plain) < hdrLen {
+		return frame{}, fmt.Errorf("%w: %d-byte frame is shorter than its %d-byte header", ErrBadFrame, len(plain), hdrLen)
+	}
+	f := frame{
+		kind: plain[0],
+		typ:  binary.BigEndian.Uint16(plain[1:]),
+		id:   binary.BigEndian.Uint64(plain[3:]),
+		body: plain[hdrLen:],
+	}
+	if f.kind == 0 || f.kind > kindMax {
+		return frame{}, fmt.Errorf("%w: unknown frame kind %d", ErrBadFrame, f.kind)
+	}
+	return f, nil
+}
+
+// readRecord reads, opens and parses one record whose body may be at most
+// maxBody bytes. It returns the bytes read from the wire. Errors wrapping
+// ErrBadFrame mean the peer sent something invalid; others are I/O errors.
+func readRecord(r io.Reader, rc *recordCipher, maxBody int) (frame, int, error) {
+	var prefix [lenSize]byte
+	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+		return frame{}, 0, err
+	}
+	n := binary.BigEndian.Uint32(prefix[:])
+	if n < overhead || uint64(n) > uint64(maxBody)+overhead {
+		return frame{}, lenSize, fmt.Errorf("%w: record length %d outside [%d, %d]", ErrBadFrame, n, overhead, maxBody+overhead)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return frame{}, lenSize, fmt.Errorf("%w: truncated record: %w", ErrBadFrame, err)
+	}
+	plain, err := rc.open(prefix[:], buf)
+	if err != nil {
+		return frame{}, lenSize + int(n), fmt.Errorf("%w: %w", ErrBadFrame, err)
+	}
+	f, err := parseFrame(plain)
+	return f, lenSize + int(n), err
+}

@@ -1,0 +1,202 @@
+package router
+
+import (
+	"encoding/hex"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+)
+
+// Trace headers the router reads and writes.
+const (
+	hdrTraceparent = "Traceparent"
+	hdrTracestate  = "Tracestate"
+	hdrB3          = "B3"
+	hdrB3TraceID   = "X-B3-Traceid"
+	hdrB3SpanID    = "X-B3-Spanid"
+	hdrB3Parent    = "X-B3-Parentspanid"
+	hdrB3Sampled   = "X-B3-Sampled"
+	hdrB3Flags     = "X-B3-Flags"
+	hdrRequestID   = "X-Request-Id"
+)
+
+// traceCtx is the router's span of a trace: the trace it belongs to (continued from the client's
+// traceparent or B3 headers, or new), the client's span as parent, and the router's own span id.
+type traceCtx struct {
+	traceID   string // 32 lowercase hex (traceparent form)
+	b3TraceID string // as B3 carries it: 16 or 32 lowercase hex
+	parent    string // client's span id, 16 hex, "" for a new trace
+	span      string // router's span id, 16 hex
+	sampled   bool
+	keepState bool // a valid traceparent came in: forward its tracestate
+}
+
+// newTrace continues the request's trace or starts one. Malformed trace headers are ignored.
+func newTrace(h http.Header) traceCtx {
+	t := traceCtx{span: newSpanID(), sampled: true}
+	if v := h.Get(hdrTraceparent); v != "" {
+		if trace, parent, flags, ok := parseTraceparent(v); ok {
+			t.traceID, t.b3TraceID, t.parent, t.sampled, t.keepState = trace, trace, parent, flags&1 == 1, true
+			return t
+		}
+	}
+	if trace, span, sampled, ok := parseB3Multi(h); ok {
+		t.traceID, t.b3TraceID, t.parent, t.sampled = padTrace(trace), trace, span, sampled
+		return t
+	}
+	if v := h.Get(hdrB3); v != "" {
+		if trace, span, sampled, ok := parseB3Single(v); ok {
+			t.traceID, t.b3TraceID, t.parent, t.sampled = padTrace(trace), trace, span, sampled
+			return t
+		}
+	}
+	t.traceID = newTraceID()
+	t.b3TraceID = t.traceID
+	return t
+}
+
+// apply writes the trace headers of the outgoing request.
+func (t *traceCtx) apply(st *reqState, h http.Header) {
+	flags := "00"
+	sampled := "0"
+	if t.sampled {
+		flags, sampled = "01", "1"
+	}
+	st.setHeader(h, hdrTraceparent, "00-"+t.traceID+"-"+t.span+"-"+flags)
+	if !t.keepState {
+		delete(h, hdrTracestate)
+	}
+	st.setHeader(h, hdrB3TraceID, t.b3TraceID)
+	st.setHeader(h, hdrB3SpanID, t.span)
+	if t.parent != "" {
+		st.setHeader(h, hdrB3Parent, t.parent)
+	} else {
+		delete(h, hdrB3Parent)
+	}
+	st.setHeader(h, hdrB3Sampled, sampled)
+	delete(h, hdrB3)
+	delete(h, hdrB3Flags)
+}
+
+// parseTraceparent parses a W3C traceparent ("00-<32 hex>-<16 hex>-<2 hex>"). Version ff, all-zero
+// ids, upper case and a version-00 header with extra fields are invalid; a later version may carry
+// more fields after a '-'.
+func parseTraceparent(v string) (traceID, parentID string, flags byte, ok bool) {
+	v = strings.Trim(v, " \t")
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
+		return "", "", 0, false
+	}
+	version, trace, parent, fl := v[0:2], v[3:35], v[36:52], v[53:55]
+	if !lowerHex(version) || version == "ff" || !lowerHex(trace) || !lowerHex(parent) || !lowerHex(fl) {
+		return "", "", 0, false
+	}
+	if (version == "00" && len(v) != 55) || (len(v) > 55 && v[55] != '-') {
+		return "", "", 0, false
+	}
+	if allZero(trace) || allZero(parent) {
+		return "", "", 0, false
+	}
+	b, _ := hex.DecodeString(fl)
+	return trace, parent, b[0], true
+}
+
+// parseB3Multi reads X-B3-TraceId (16 or 32 hex), X-B3-SpanId (16 hex) and X-B3-Sampled/Flags.
+func parseB3Multi(h http.Header) (traceID, spanID string, sampled, ok bool) {
+	traceID, spanID = strings.ToLower(h.Get(hdrB3TraceID)), strings.ToLower(h.Get(hdrB3SpanID))
+	if !validTraceID(traceID) || !validSpanID(spanID) {
+		return "", "", false, false
+	}
+	sampled = true
+	switch s := h.Get(hdrB3Sampled); s {
+	case "0", "false":
+		sampled = false
+	}
+	if h.Get(hdrB3Flags) == "1" {
+		sampled = true
+	}
+	return traceID, spanID, sampled, true
+}
+
+// parseB3Single reads the single b3 header "<trace>-<span>[-<sampling>[-<parent>]]"; a bare sampling
+// decision ("0", "1", "d") carries no ids and is not ok.
+func parseB3Single(v string) (traceID, spanID string, sampled, ok bool) {
+	parts := strings.Split(strings.ToLower(strings.Trim(v, " \t")), "-")
+	if len(parts) < 2 || len(parts) > 4 || !validTraceID(parts[0]) || !validSpanID(parts[1]) {
+		return "", "", false, false
+	}
+	sampled = true
+	if len(parts) >= 3 {
+		switch parts[2] {
+		case "0":
+			sampled = false
+		case "1", "d":
+		default:
+			return "", "", false, false
+		}
+	}
+	if len(parts) == 4 && !validSpanID(parts[3]) {
+		return "", "", false, false
+	}
+	return parts[0], parts[1], sampled, true
+}
+
+func validTraceID(s string) bool { return (len(s) == 16 || len(s) == 32) && lowerHex(s) && !allZero(s) }
+func validSpanID(s string) bool  { return len(s) == 16 && lowerHex(s) && !allZero(s) }
+
+// padTrace widens a 64-bit B3 trace id to traceparent's 128 bits.
+func padTrace(s string) string {
+	if len(s) == 16 {
+		return "0000000000000000" + s
+	}
+	return s
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func allZero(s string) bool { return strings.Trim(s, "0") == "" }
+
+// newSpanID returns 16 random hex digits, never all zero.
+func newSpanID() string {
+	var b [16]byte
+	putHex(b[:], rand.Uint64()|1)
+	return string(b[:])
+}
+
+// newTraceID returns 32 random hex digits, never all zero.
+func newTraceID() string {
+	var b [32]byte
+	putHex(b[:16], rand.Uint64())
+	putHex(b[16:], rand.Uint64()|1)
+	return string(b[:])
+}
+
+func putHex(dst []byte, v uint64) {
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		dst[i] = digits[v&0xf]
+		v >>= 4
+	}
+}
+
+// requestID is the client's X-Request-Id when it is a sane token (at most 128 characters of
+// letters, digits, '-', '_', '.', ':'), else fallback.
+func requestID(h http.Header, fallback string) string {
+	id := h.Get(hdrRequestID)
+	if id == "" || len(id) > 128 {
+		return fallback
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return fallback
+		}
+	}
+	return id
+}
