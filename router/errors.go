@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/herdproject/herd/internal/h1"
 )
 
 // Errors callers can branch on (errors.Is).
@@ -22,21 +24,12 @@ var (
 	ErrBodyTooLarge = errors.New("router: request body too large")
 	// ErrBackendGone: membership declared the node dead (or it left) while a request waited on it;
 	// the attempt was abandoned (and retried elsewhere when the method allows it).
-	ErrBackendGone = errors.New("router: node left the cluster during the request")
+	ErrBackendGone = h1.ErrGone
 )
 
-// DialError is a failure to connect to a node: nothing of the request was sent, so it is safe to
-// retry for any method.
-type DialError struct {
-	Addr string
-	Err  error
-}
-
-// Error returns "dial <addr>: <cause>".
-func (e *DialError) Error() string { return "dial " + e.Addr + ": " + e.Err.Error() }
-
-// Unwrap returns the cause.
-func (e *DialError) Unwrap() error { return e.Err }
+// DialError is a failure to connect to a node (fields Addr and Err): nothing of the request was
+// sent, so it is safe to retry for any method.
+type DialError = h1.DialError
 
 // ProxyError is the outcome of a request that got no response from any node. Status is what the
 // client is answered; Node is the last node tried ("" when none was chosen).

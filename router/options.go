@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herdproject/herd/config"
+	"github.com/herdproject/herd/internal/h1"
 	"github.com/herdproject/herd/membership"
 )
 
@@ -350,13 +350,5 @@ func OptionsFrom(cfg *config.Config) Options {
 	return o
 }
 
-// idempotent reports whether a request may be sent twice (RFC 9110 9.2.2, plus Idempotency-Key).
-func idempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	_, a := r.Header["Idempotency-Key"]
-	_, b := r.Header["X-Idempotency-Key"]
-	return a || b
-}
+// idempotent reports whether a request may be sent twice (see h1.Idempotent).
+var idempotent = h1.Idempotent

@@ -88,6 +88,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		req.Body = http.MaxBytesReader(w, req.Body, max)
 	}
+	// The node decides when it answers: its response may stream while the request body still comes
+	// in. Without this, Go's server would cut the request body off at the first response byte.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	r.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), stateKey{}, st)))
 }
 

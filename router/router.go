@@ -62,7 +62,7 @@ func New(opts Options) (*Router, error) {
 		memo: newVersionMemo(opts.SessionMemo), members: map[string]*memberEntry{},
 		states: map[string]*backendState{}, reloaded: make(chan struct{}, 1)}
 	r.run.Store(&runtime{settings: opts.Settings, selector: newChain(opts.Settings, opts),
-		transport: newH1Transport(opts.Settings, opts)})
+		transport: newTransport(opts.Settings, opts)})
 	r.metrics = newMetrics(r, opts.Metrics)
 	r.SetManagerAuth(opts.ManagerToken, opts.ManagerUser, opts.ManagerPassword)
 	r.proxy = &httputil.ReverseProxy{
@@ -200,7 +200,7 @@ func (r *Router) Reload(s Settings) error {
 	next := &runtime{settings: s, selector: newChain(s, r.opts), transport: old.transport}
 	if s.DialTimeout != old.settings.DialTimeout || s.ResponseHeaderTimeout != old.settings.ResponseHeaderTimeout ||
 		s.IdleTimeout != old.settings.IdleTimeout {
-		next.transport = newH1Transport(s, r.opts)
+		next.transport = newTransport(s, r.opts)
 	}
 	r.run.Store(next)
 	if !slices.Equal(s.Backends, old.settings.Backends) {
@@ -208,7 +208,7 @@ func (r *Router) Reload(s Settings) error {
 	}
 	r.mu.Unlock()
 	if next.transport != old.transport {
-		old.transport.CloseIdleConnections()
+		old.transport.Close() // requests in flight finish on it; their connections close then
 	}
 	select {
 	case r.reloaded <- struct{}{}:
@@ -231,7 +231,7 @@ func (r *Router) shutdown(ctx context.Context) error {
 	srv := r.srv
 	r.mu.Unlock()
 	if srv == nil {
-		r.run.Load().transport.CloseIdleConnections()
+		r.run.Load().transport.Close()
 		return nil
 	}
 	r.stopAfter()
@@ -247,7 +247,7 @@ func (r *Router) shutdown(ctx context.Context) error {
 	r.waitIdle(context.WithoutCancel(ctx))
 	r.cancel()
 	r.wg.Wait()
-	run.transport.CloseIdleConnections()
+	run.transport.Close()
 	r.log.Info("router stopped", "event", "router.stopped")
 	if err != nil {
 		return fmt.Errorf("router: drain: %w", err)

@@ -6,14 +6,22 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/herdproject/herd/internal/h1"
 )
+
+// newTransport is the router's HTTP/1.1 client to the nodes.
+func newTransport(s Settings, o Options) *h1.Transport {
+	return h1.New(h1.Config{DialTimeout: s.DialTimeout, HeaderTimeout: s.ResponseHeaderTimeout,
+		IdleTimeout: s.IdleTimeout, MaxIdle: o.MaxIdlePerNode})
+}
 
 // runtime is everything Reload replaces at once: the settings, the selector chain built from them,
 // and the connection pools to the nodes.
 type runtime struct {
 	settings  Settings
 	selector  Selector
-	transport *h1Transport
+	transport *h1.Transport
 }
 
 // roundTripper selects a node for each attempt of a request and retries what is safe to retry (see

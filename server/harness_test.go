@@ -18,6 +18,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(proxyAppEnv) != "" {
+		proxyTestApp()
+		return
+	}
 	code := m.Run()
 	testapps.Cleanup()
 	os.Exit(code)

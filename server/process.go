@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"time"
 
+	"github.com/herdproject/herd/internal/h1"
 	"github.com/herdproject/herd/session"
 	"github.com/herdproject/herd/session/wire"
 	"github.com/herdproject/herd/supervisor"
@@ -51,6 +51,9 @@ func (a *processApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("app %s is not running (state %s)", a.key, a.proc.State()), http.StatusServiceUnavailable)
 		return
 	}
+	// The app decides when it answers: it may stream its response while the request body still
+	// comes in. Without this, Go's server would cut the request body off at the first response byte.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	a.proxy.ServeHTTP(w, r)
 }
 
@@ -121,17 +124,12 @@ func (a *processApp) errorHandler(w http.ResponseWriter, r *http.Request, err er
 	}
 }
 
-// newAppTransport is the keep-alive pool from the node to its process apps, all on loopback.
-func newAppTransport() *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		DialContext:         d.DialContext,
-		MaxIdleConns:        512,
-		MaxIdleConnsPerHost: 128,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
+// newAppTransport is the keep-alive pool from the node to its process apps, all on loopback. It is
+// herd's own HTTP/1.1 client, which does each round trip on the request's goroutine: on this hop,
+// http.Transport's two extra goroutines per request cost about as much latency as the node's
+// own work. No response header timeout: apps may hold long polls and event streams open.
+func newAppTransport() *h1.Transport {
+	return h1.New(h1.Config{DialTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second, MaxIdle: 128})
 }
 
 func peerTrusted(remoteAddr string, trusted []netip.Prefix) bool {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/herdproject/herd/bundle"
 	"github.com/herdproject/herd/dirwatch"
+	"github.com/herdproject/herd/internal/h1"
 	"github.com/herdproject/herd/session"
 	"github.com/herdproject/herd/valve"
 )
@@ -101,7 +102,7 @@ type Server struct {
 	log   *slog.Logger
 	apps  *table
 	chain atomic.Pointer[http.Handler]
-	tr    *http.Transport
+	tr    *h1.Transport
 
 	events   eventLog
 	metrics  *metrics
@@ -345,7 +346,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	s.tr.CloseIdleConnections()
+	s.tr.Close()
 	s.log.Info("node stopped", "event", "node.stopped", "node", s.opts.Name)
 	return errors.Join(errs...)
 }

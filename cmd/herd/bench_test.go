@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,6 +18,8 @@ import (
 	"github.com/herdproject/herd/internal/testapps"
 	"github.com/herdproject/herd/session/wire"
 )
+
+var nodeProfile = flag.String("herd.nodeprofile", "", "BenchmarkNodeOverhead writes the node's CPU profile during the c=1 run to this file")
 
 // BenchmarkNodeOverhead measures the herd node's cost on a session request: `GET /counter/inc` of the
 // sample counter app through a real `herd node` process (cookie, session lookup, header protocol,
@@ -78,7 +82,16 @@ func BenchmarkNodeOverhead(b *testing.B) {
 		for _, conc := range []int{1, 8} {
 			d := run(fmt.Sprintf("direct to app, c=%d", conc), conc, loadgen.Options{NewRequest: direct})
 			p := run(fmt.Sprintf("bare Go proxy, c=%d", conc), conc, loadgen.Options{NewRequest: viaPlain})
+			prof := make(chan error, 1)
+			if *nodeProfile != "" && conc == 1 {
+				go func() { prof <- saveProfile(base+"/manager/debug/pprof/profile?seconds=2", *nodeProfile) }()
+			} else {
+				prof <- nil
+			}
 			v := run(fmt.Sprintf("through node,  c=%d", conc), conc, loadgen.Options{URL: base + "/counter/inc", Cookies: true})
+			if err := <-prof; err != nil {
+				b.Fatal(err)
+			}
 			fmt.Printf("c=%d bare-proxy/direct: throughput %.2fx, p50 %.2fx, p99 %.2fx\n", conc,
 				p.PerSecond/d.PerSecond, float64(p.P50)/float64(d.P50), float64(p.P99)/float64(d.P99))
 			fmt.Printf("c=%d node/direct: throughput %.2fx, p50 %.2fx, p99 %.2fx\n", conc,
@@ -88,4 +101,30 @@ func BenchmarkNodeOverhead(b *testing.B) {
 			b.ReportMetric(v.PerSecond/d.PerSecond, fmt.Sprintf("rps-ratio-c%d", conc))
 		}
 	}
+}
+
+// saveProfile fetches a pprof profile from the node's manager API into file.
+func saveProfile(url, file string) error {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

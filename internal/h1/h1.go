@@ -1,4 +1,14 @@
-package router
+// Package h1 is herd's HTTP/1.1 client for proxying to backends it knows (the router to its nodes,
+// a node to its process apps): keep-alive pools per address, and the round trip done on the caller's
+// goroutine. http.Transport hands every request to two goroutines of its own (a writer and a reader);
+// on a proxy hop those two hand-offs cost scheduler wake-ups and a good part of the hop's latency.
+//
+// Dial failures come back as *DialError (nothing was sent), a node that sends no response headers in
+// time as a timeout error, and cancellation follows the request's context. A request that meets a
+// pooled connection the peer had already closed is sent again once on a fresh connection when that
+// is safe (nothing was written, or an idempotent request with a replayable body got no byte back),
+// as http.Transport does. Only plain-text HTTP/1.1 is spoken: the peers are herd's own backends.
+package h1
 
 import (
 	"bufio"
@@ -13,13 +23,33 @@ import (
 	"time"
 )
 
-// h1Transport is the router's HTTP/1.1 client to the nodes: keep-alive pools per node, the round
-// trip done on the caller's goroutine (http.Transport hands every request to two goroutines of its
-// own), dial failures as *DialError, a response header timeout, and cancellation through the
-// request's context. A request that meets a pooled connection the node had already closed is sent
-// again once on a fresh connection when that is safe (nothing was written, or an idempotent request
-// with a replayable body got no byte back), as http.Transport does.
-type h1Transport struct {
+// ErrGone is a request abandoned because CloseAddr closed its connection: the peer left the cluster.
+var ErrGone = errors.New("node left the cluster during the request")
+
+// DialError is a failure to connect: nothing of the request was sent, so it is safe to retry for any
+// method.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+// Error returns "dial <addr>: <cause>".
+func (e *DialError) Error() string { return "dial " + e.Addr + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *DialError) Unwrap() error { return e.Err }
+
+// Config sets a Transport's timeouts and pool size. Zero timeouts mean none.
+type Config struct {
+	DialTimeout   time.Duration // connecting
+	HeaderTimeout time.Duration // from the request written to the response headers read
+	IdleTimeout   time.Duration // a pooled connection unused this long is closed
+	MaxIdle       int           // pooled connections kept per address (default 64)
+}
+
+// Transport is an http.RoundTripper for plain HTTP/1.1 to a set of addresses (req.URL.Host). It is
+// safe for concurrent use.
+type Transport struct {
 	dialer        net.Dialer
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
@@ -32,24 +62,41 @@ type h1Transport struct {
 	closed bool
 }
 
-func newH1Transport(s Settings, o Options) *h1Transport {
-	return &h1Transport{dialer: net.Dialer{Timeout: s.DialTimeout, KeepAlive: 30 * time.Second},
-		headerTimeout: s.ResponseHeaderTimeout, idleTimeout: s.IdleTimeout, maxIdle: o.MaxIdlePerNode,
+// New returns a Transport with the given settings.
+func New(c Config) *Transport {
+	if c.MaxIdle <= 0 {
+		c.MaxIdle = 64
+	}
+	return &Transport{dialer: net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second},
+		headerTimeout: c.HeaderTimeout, idleTimeout: c.IdleTimeout, maxIdle: c.MaxIdle,
 		now: time.Now, idle: map[string][]*h1Conn{}, active: map[string]map[*h1Conn]struct{}{}}
+}
+
+// Idempotent reports whether a request may be sent twice: the idempotent methods of RFC 9110, or any
+// method carrying an Idempotency-Key (or X-Idempotency-Key) header.
+func Idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	_, a := r.Header["Idempotency-Key"]
+	_, b := r.Header["X-Idempotency-Key"]
+	return a || b
 }
 
 // h1Conn is one connection to a node.
 type h1Conn struct {
-	t       *h1Transport
-	addr    string
-	conn    net.Conn
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	reused  bool
-	idleAt  time.Time
-	read    int64       // bytes read since the current request started
-	written int64       // bytes written since the current request started
-	gone    atomic.Bool // closed by CloseAddr: the node left the cluster
+	t         *Transport
+	addr      string
+	conn      net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	reused    bool
+	idleAt    time.Time
+	read      int64       // bytes read since the current request started
+	written   int64       // bytes written since the current request started
+	gone      atomic.Bool // closed by CloseAddr: the node left the cluster
+	responded atomic.Bool // the final response's headers arrived (a failing body writer leaves the connection open)
 }
 
 func (c *h1Conn) Read(p []byte) (int, error) {
@@ -65,15 +112,15 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 }
 
 // errConnStale is an attempt on a pooled connection that the node had closed.
-var errConnStale = errors.New("router: pooled connection closed by the node")
+var errConnStale = errors.New("h1: pooled connection closed by the peer")
 
 // RoundTrip implements http.RoundTripper.
-func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	addr := req.URL.Host
 	for fresh := false; ; fresh = true {
 		// A request that could not simply be sent again (not idempotent, or with a body, which is
 		// consumed into the write buffer) checks that a pooled connection is still open.
-		check := !idempotent(req) || req.Body != nil
+		check := !Idempotent(req) || req.Body != nil
 		c, err := t.conn(req.Context(), addr, fresh, check)
 		if err != nil {
 			return nil, err
@@ -84,7 +131,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		c.close()
 		if c.gone.Load() {
-			return nil, fmt.Errorf("%w: %s: %w", ErrBackendGone, addr, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrGone, addr, err)
 		}
 		if fresh || !c.reused || !c.retryable(req, err) {
 			return nil, err
@@ -112,12 +159,12 @@ func (c *h1Conn) retryable(req *http.Request, err error) bool {
 	if c.written == 0 {
 		return replayable
 	}
-	return c.read == 0 && replayable && idempotent(req)
+	return c.read == 0 && replayable && Idempotent(req)
 }
 
 // conn returns a pooled connection to addr (unless fresh) or dials one. With check, a pooled
 // connection the node has closed meanwhile is dropped instead.
-func (t *h1Transport) conn(ctx context.Context, addr string, fresh, check bool) (*h1Conn, error) {
+func (t *Transport) conn(ctx context.Context, addr string, fresh, check bool) (*h1Conn, error) {
 	for !fresh {
 		c := t.pop(addr)
 		if c == nil {
@@ -141,7 +188,7 @@ func (t *h1Transport) conn(ctx context.Context, addr string, fresh, check bool) 
 	return c, nil
 }
 
-func (t *h1Transport) activeLocked(addr string) map[*h1Conn]struct{} {
+func (t *Transport) activeLocked(addr string) map[*h1Conn]struct{} {
 	m := t.active[addr]
 	if m == nil {
 		m = map[*h1Conn]struct{}{}
@@ -151,8 +198,8 @@ func (t *h1Transport) activeLocked(addr string) map[*h1Conn]struct{} {
 }
 
 // CloseAddr closes every connection to addr, idle or serving a request: the node left the cluster.
-// Requests waiting on it fail with ErrBackendGone.
-func (t *h1Transport) CloseAddr(addr string) {
+// Requests waiting on it fail with ErrGone.
+func (t *Transport) CloseAddr(addr string) {
 	t.mu.Lock()
 	conns := t.idle[addr]
 	delete(t.idle, addr)
@@ -167,7 +214,7 @@ func (t *h1Transport) CloseAddr(addr string) {
 	}
 }
 
-func (t *h1Transport) pop(addr string) *h1Conn {
+func (t *Transport) pop(addr string) *h1Conn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	list := t.idle[addr]
@@ -188,7 +235,7 @@ func (t *h1Transport) pop(addr string) *h1Conn {
 }
 
 // put returns a connection whose response was read completely to the pool.
-func (t *h1Transport) put(c *h1Conn) {
+func (t *Transport) put(c *h1Conn) {
 	c.idleAt = t.now()
 	t.mu.Lock()
 	delete(t.active[c.addr], c)
@@ -210,8 +257,17 @@ func (t *h1Transport) put(c *h1Conn) {
 	}
 }
 
+// Close closes the pooled connections and makes every connection that finishes a request from now on
+// close instead of going back to the pool. Requests in flight go on; new ones still dial.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.CloseIdleConnections()
+}
+
 // CloseIdleConnections closes the pooled connections; the transport stays usable.
-func (t *h1Transport) CloseIdleConnections() {
+func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = map[string][]*h1Conn{}
@@ -231,7 +287,7 @@ func (c *h1Conn) close() {
 }
 
 // errHeaderTimeout is a node that did not send response headers within ResponseHeaderTimeout.
-var errHeaderTimeout = &timeoutError{"router: timeout awaiting response headers"}
+var errHeaderTimeout = &timeoutError{"timeout awaiting response headers"}
 
 type timeoutError struct{ msg string }
 
@@ -240,16 +296,39 @@ func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
 
 // roundTrip writes req and reads the response headers; the body is read by the caller.
+//
+// A request without a body is written and its response read on the caller's goroutine. A request
+// with a body is written by a goroutine of the connection's while the caller reads the response, as
+// http.Transport does: a peer may answer before it has read the whole body (an early 413, a
+// full-duplex echo), and waiting for the body to be written first would then stall or fail. The
+// writer ends when the body is written or the connection is closed; the connection goes back to the
+// pool only when the writer finished without error.
 func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	c.read, c.written = 0, 0
+	c.responded.Store(false)
 	stop := context.AfterFunc(req.Context(), func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
-	if err := req.Write(c.bw); err != nil {
-		stop()
-		return nil, err
-	}
-	if err := c.bw.Flush(); err != nil {
-		stop()
-		return nil, err
+	var wdone chan error // the writer's outcome, for a request with a body
+	if req.Body == nil || req.Body == http.NoBody {
+		err := req.Write(c.bw)
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		if err != nil {
+			stop()
+			return nil, err
+		}
+	} else {
+		wdone = make(chan error, 1)
+		go func() {
+			err := req.Write(c.bw)
+			if err == nil {
+				err = c.bw.Flush()
+			}
+			if err != nil && !c.responded.Load() {
+				_ = c.conn.Close() // no complete request: the response will not come, wake the reader
+			}
+			wdone <- err
+		}()
 	}
 	if c.t.headerTimeout > 0 {
 		_ = c.conn.SetReadDeadline(time.Now().Add(c.t.headerTimeout))
@@ -260,6 +339,14 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
+			if wdone != nil {
+				_ = c.conn.Close()
+				// The writer is done once the connection is closed; its error is the cause when the
+				// read failed only because the writer closed the connection.
+				if werr := <-wdone; werr != nil && errors.Is(err, net.ErrClosed) {
+					return nil, werr
+				}
+			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && req.Context().Err() == nil {
 				return nil, errHeaderTimeout
@@ -270,6 +357,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			c.responded.Store(true)
 			break
 		}
 		resp.Body.Close() // 1xx interim response (100 Continue): the final one follows
@@ -283,16 +371,25 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	keep := !resp.Close && !req.Close && req.Context().Err() == nil
 	if resp.Body == http.NoBody {
-		c.release(stop, keep)
+		c.release(stop, keep, wdone)
 		return resp, nil
 	}
-	resp.Body = &h1Body{c: c, body: resp.Body, stop: stop, keep: keep}
+	resp.Body = &h1Body{c: c, body: resp.Body, stop: stop, keep: keep, wdone: wdone}
 	return resp, nil
 }
 
-// release ends a request on c: back to the pool when the response was read to its end and the
-// connection may be kept, closed otherwise.
-func (c *h1Conn) release(stop func() bool, keep bool) {
+// release ends a request on c: back to the pool when the response was read to its end, the request
+// was written completely (wdone, when the request had a body) and the connection may be kept;
+// closed otherwise, which also ends a writer still blocked on a peer that stopped reading.
+func (c *h1Conn) release(stop func() bool, keep bool, wdone chan error) {
+	if wdone != nil {
+		select {
+		case err := <-wdone:
+			keep = keep && err == nil
+		default:
+			keep = false // the peer answered before it read the whole body
+		}
+	}
 	if !stop() || !keep { // stop false: the context fired and poisoned the deadline
 		c.close()
 		return
@@ -302,11 +399,12 @@ func (c *h1Conn) release(stop func() bool, keep bool) {
 
 // h1Body is a response body; reading it to the end gives the connection back to the pool.
 type h1Body struct {
-	c    *h1Conn
-	body io.ReadCloser
-	stop func() bool
-	keep bool
-	done bool
+	c     *h1Conn
+	body  io.ReadCloser
+	stop  func() bool
+	keep  bool
+	wdone chan error
+	done  bool
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -316,7 +414,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	if err == io.EOF {
 		b.done = true
-		b.c.release(b.stop, b.keep)
+		b.c.release(b.stop, b.keep, b.wdone)
 	}
 	return n, err
 }

@@ -1,0 +1,145 @@
+package h1
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// server is a real HTTP server on loopback that counts the connections it accepted.
+func server(t *testing.T, h http.HandlerFunc) (addr string, conns *atomic.Int32) {
+	t.Helper()
+	conns = new(atomic.Int32)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), conns
+}
+
+func get(t *testing.T, tr *Transport, addr, path string) string {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestKeepAliveAndClose(t *testing.T) {
+	addr, conns := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.URL.Path) })
+	tr := New(Config{DialTimeout: time.Second})
+	for i := 0; i < 5; i++ {
+		if got := get(t, tr, addr, "/a"); got != "ok /a" {
+			t.Fatalf("body %q", got)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("5 sequential requests used %d connections, want 1 (keep-alive)", n)
+	}
+	tr.Close()
+	get(t, tr, addr, "/b") // dials: the pool was emptied
+	get(t, tr, addr, "/c") // dials again: after Close nothing goes back to the pool
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("after Close: %d connections in all, want 3", n)
+	}
+}
+
+func TestDialErrorAndStaleConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	tr := New(Config{DialTimeout: time.Second})
+	req, _ := http.NewRequest("GET", "http://"+dead+"/", nil)
+	_, err = tr.RoundTrip(req)
+	var de *DialError
+	if !errors.As(err, &de) || de.Addr != dead {
+		t.Fatalf("refused connection: got %v, want a *DialError for %s", err, dead)
+	}
+
+	// The server closes every idle connection after its response: the pooled copy is stale when
+	// the next request takes it, and that request must go through on a fresh connection.
+	addr, conns := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fine") })
+	get(t, tr, addr, "/")
+	tr.mu.Lock()
+	idle := append([]*h1Conn(nil), tr.idle[addr]...)
+	tr.mu.Unlock()
+	if len(idle) != 1 {
+		t.Fatalf("%d pooled connections, want 1", len(idle))
+	}
+	idle[0].conn.(*net.TCPConn).CloseRead() // as if the peer's FIN had arrived
+	if got := get(t, tr, addr, "/"); got != "fine" {
+		t.Fatalf("body %q", got)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2 (the stale one replaced)", n)
+	}
+}
+
+func TestCloseAddrFailsWaitingRequest(t *testing.T) {
+	release := make(chan struct{})
+	addr, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	tr := New(Config{DialTimeout: time.Second})
+	errc := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/slow", nil)
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tr.mu.Lock()
+		n := len(tr.active[addr])
+		tr.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the server")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tr.CloseAddr(addr)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrGone) {
+			t.Fatalf("got %v, want ErrGone", err)
+		}
+		if !strings.Contains(err.Error(), addr) {
+			t.Fatalf("error %q does not name %s", err, addr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not fail after CloseAddr")
+	}
+}
