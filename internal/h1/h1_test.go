@@ -79,21 +79,43 @@ func TestDialErrorAndStaleConnection(t *testing.T) {
 		t.Fatalf("refused connection: got %v, want a *DialError for %s", err, dead)
 	}
 
-	// The server closes every idle connection after its response: the pooled copy is stale when
-	// the next request takes it, and that request must go through on a fresh connection.
-	addr, conns := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fine") })
-	get(t, tr, addr, "/")
-	tr.mu.Lock()
-	idle := append([]*h1Conn(nil), tr.idle[addr]...)
-	tr.mu.Unlock()
-	if len(idle) != 1 {
-		t.Fatalf("%d pooled connections, want 1", len(idle))
+	// The server closes its first connection once the response is out: the pooled copy is stale
+	// when the next request takes it, and that request must go through on a fresh connection.
+	var accepted atomic.Int32
+	closed := make(chan struct{})
+	var first net.Conn
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fine") }))
+	srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			if accepted.Add(1) == 1 {
+				first = c
+			}
+		case http.StateIdle:
+			if c == first {
+				c.Close()
+			}
+		case http.StateClosed:
+			if c == first {
+				close(closed)
+			}
+		}
 	}
-	idle[0].conn.(*net.TCPConn).CloseRead() // as if the peer's FIN had arrived
+	srv.Start()
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	get(t, tr, addr, "/")
+	<-closed
+	tr.mu.Lock()
+	pooled := len(tr.idle[addr])
+	tr.mu.Unlock()
+	if pooled != 1 {
+		t.Fatalf("%d pooled connections, want 1", pooled)
+	}
 	if got := get(t, tr, addr, "/"); got != "fine" {
 		t.Fatalf("body %q", got)
 	}
-	if n := conns.Load(); n != 2 {
+	if n := accepted.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2 (the stale one replaced)", n)
 	}
 }
