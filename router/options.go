@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herdproject/herd/config"
-	"github.com/herdproject/herd/internal/h1"
 	"github.com/herdproject/herd/membership"
 )
 
@@ -349,6 +348,3 @@ func OptionsFrom(cfg *config.Config) Options {
 	}
 	return o
 }
-
-// idempotent reports whether a request may be sent twice (see h1.Idempotent).
-var idempotent = h1.Idempotent

@@ -115,11 +115,11 @@ func classify(err error, req *http.Request, body *replayBody) (retry, mark bool,
 	case errors.As(err, &dial):
 		return true, true, http.StatusBadGateway
 	case errors.Is(err, ErrBackendGone): // membership already took the node out: no mark needed
-		return idempotent(req) && body.rewind(), false, http.StatusBadGateway
+		return h1.Idempotent(req) && body.rewind(), false, http.StatusBadGateway
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return false, true, http.StatusGatewayTimeout
 	}
-	return idempotent(req) && body.rewind(), true, http.StatusBadGateway
+	return h1.Idempotent(req) && body.rewind(), true, http.StatusBadGateway
 }
 
 // replayBody lets a request body be offered to a second node as long as no byte of it was read.

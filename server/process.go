@@ -125,7 +125,7 @@ func (a *processApp) errorHandler(w http.ResponseWriter, r *http.Request, err er
 }
 
 // newAppTransport is the keep-alive pool from the node to its process apps, all on loopback. It is
-// herd's own HTTP/1.1 client, which does each round trip on the request's goroutine: on this hop,
+// herd's own HTTP/1.1 client, which does a body-less round trip on the request's goroutine: on this hop,
 // http.Transport's two extra goroutines per request cost about as much latency as the node's
 // own work. No response header timeout: apps may hold long polls and event streams open.
 func newAppTransport() *h1.Transport {

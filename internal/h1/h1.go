@@ -1,7 +1,9 @@
 // Package h1 is herd's HTTP/1.1 client for proxying to backends it knows (the router to its nodes,
-// a node to its process apps): keep-alive pools per address, and the round trip done on the caller's
-// goroutine. http.Transport hands every request to two goroutines of its own (a writer and a reader);
-// on a proxy hop those two hand-offs cost scheduler wake-ups and a good part of the hop's latency.
+// a node to its process apps): keep-alive pools per address, and a request without a body sent and
+// answered on the caller's goroutine. http.Transport hands every request to two goroutines of its own
+// (a writer and a reader); on a proxy hop those two hand-offs cost scheduler wake-ups and a good part
+// of the hop's latency. A request with a body gets one writer goroutine, so that a peer may answer
+// before it has read the whole body.
 //
 // Dial failures come back as *DialError (nothing was sent), a node that sends no response headers in
 // time as a timeout error, and cancellation follows the request's context. A request that meets a
@@ -309,21 +311,14 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(req.Context(), func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
 	var wdone chan error // the writer's outcome, for a request with a body
 	if req.Body == nil || req.Body == http.NoBody {
-		err := req.Write(c.bw)
-		if err == nil {
-			err = c.bw.Flush()
-		}
-		if err != nil {
+		if err := c.write(req); err != nil {
 			stop()
 			return nil, err
 		}
 	} else {
 		wdone = make(chan error, 1)
 		go func() {
-			err := req.Write(c.bw)
-			if err == nil {
-				err = c.bw.Flush()
-			}
+			err := c.write(req)
 			if err != nil && !c.responded.Load() {
 				_ = c.conn.Close() // no complete request: the response will not come, wake the reader
 			}
@@ -376,6 +371,14 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &h1Body{c: c, body: resp.Body, stop: stop, keep: keep, wdone: wdone}
 	return resp, nil
+}
+
+// write sends req (head and body) and flushes it.
+func (c *h1Conn) write(req *http.Request) error {
+	if err := req.Write(c.bw); err != nil {
+		return err
+	}
+	return c.bw.Flush()
 }
 
 // release ends a request on c: back to the pool when the response was read to its end, the request
