@@ -58,6 +58,7 @@ func (r *Router) checkAll(ctx context.Context, client *http.Client) {
 		})
 	}
 	wg.Wait()
+	r.rounds.Add(1)
 }
 
 // probe GETs url and wants a 2xx answer within timeout.

@@ -28,6 +28,7 @@ type Router struct {
 	run    atomic.Pointer[runtime]
 	memo   *versionMemo
 	active atomic.Int64 // handlers running, upgraded connections included
+	rounds atomic.Int64 // rounds of active health checks completed
 
 	metrics *metrics
 	auth    atomic.Pointer[managerAuth]
