@@ -24,7 +24,7 @@ type Options struct {
 	NewRequest func(c int) (*http.Request, error)
 	// Concurrency is the number of clients (default 8).
 	Concurrency int
-	// Duration bounds the run's time.
+	// Duration bounds the measured part of the run's time (the warmup comes before it).
 	Duration time.Duration
 	// Requests bounds the run's total request count.
 	Requests int
@@ -61,11 +61,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
-	if o.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.Duration)
-		defer cancel()
-	}
 	tr := &http.Transport{MaxIdleConnsPerHost: o.Concurrency, MaxConnsPerHost: o.Concurrency,
 		DisableCompression: true}
 	defer tr.CloseIdleConnections()
@@ -100,6 +95,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		for w := 0; w < o.Warmup; w++ {
 			_, _ = do(ctx, clients[i], o, i)
 		}
+	}
+	// The measured window starts after the warmup: on a loaded machine the warmup alone may take
+	// longer than Duration, which would leave nothing measured.
+	if o.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Duration)
+		defer cancel()
 	}
 	start := time.Now()
 	for c := 0; c < o.Concurrency; c++ {

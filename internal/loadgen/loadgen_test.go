@@ -40,3 +40,23 @@ func TestRunNeedsABound(t *testing.T) {
 		t.Fatal("a run without Duration or Requests was accepted")
 	}
 }
+
+// The warmup comes before the measured window: a warmup longer than Duration must not leave the run
+// with nothing measured.
+func TestWarmupDoesNotEatTheWindow(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+	}))
+	defer srv.Close()
+	start := time.Now()
+	res, err := Run(context.Background(), Options{URL: srv.URL, Concurrency: 2, Warmup: 10, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 400*time.Millisecond {
+		t.Fatalf("warmup of 20 requests of 20ms took only %v", took)
+	}
+	if res.Requests == 0 || res.Failures != 0 {
+		t.Fatalf("measured %d requests, %d failures; want some and none", res.Requests, res.Failures)
+	}
+}
