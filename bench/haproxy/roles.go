@@ -135,6 +135,7 @@ func runRouter() error {
 	}
 	fmt.Printf("READY %s\n", r.Addr())
 	untilStopped()
+	pprof.StopCPUProfile() // before the shutdown, which may outlast the parent's patience
 	return r.Shutdown(context.Background())
 }
 
