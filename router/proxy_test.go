@@ -143,10 +143,12 @@ func TestMalformedInputGetsCleanAnswers(t *testing.T) {
 func TestBodyLimitAndStreaming(t *testing.T) {
 	release := make(chan struct{})
 	stream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
 		_, _ = io.WriteString(w, "first\n")
 		http.NewResponseController(w).Flush()
 		<-release
 		_, _ = io.WriteString(w, "second\n")
+		w.Header().Set("X-Checksum", "c0ffee")
 	})
 	n := staticNode(t, "n1", "/stream", stream)
 	r := startRouter(t, listen(t), nil, func(o *Options) {
@@ -191,6 +193,9 @@ func TestBodyLimitAndStreaming(t *testing.T) {
 	close(release)
 	if rest, _ := io.ReadAll(br); string(rest) != "second\n" {
 		t.Fatalf("rest %q", rest)
+	}
+	if got := resp.Trailer.Get("X-Checksum"); got != "c0ffee" {
+		t.Fatalf("the node's trailer did not come through: %v", resp.Trailer)
 	}
 }
 

@@ -42,7 +42,9 @@ import (
 // The ResponseWriter supports http.Flusher, http.Hijacker and http.ResponseController's
 // EnableFullDuplex and deadlines; a request body and its response may stream at the same time. A
 // response whose length the handler does not set is sent chunked, unless the handler returned having
-// written less than 4 KiB, which then gets a Content-Length. Request trailers are read and dropped.
+// written less than 4 KiB, which then gets a Content-Length. Response trailers are sent as net/http
+// sends them (announced in Trailer, or set with http.TrailerPrefix) when the response is chunked;
+// request trailers are read and dropped.
 //
 // TLS and HTTP/2 are not spoken here: use net/http's server for those.
 type Server struct {
@@ -481,6 +483,7 @@ func (c *serverConn) readRequest() (*http.Request, *response, error) {
 	}
 
 	h := make(http.Header, 12)
+	vals := make([]string, 0, 12)
 	for {
 		line, err := c.readLine(&budget, &scratch)
 		if err != nil {
@@ -501,7 +504,13 @@ func (c *serverConn) readRequest() (*http.Request, *response, error) {
 			return nil, nil, badRequest("invalid character in header %q", truncate(string(line[:i])))
 		}
 		key := canonicalKey(line[:i])
-		h[key] = append(h[key], string(value))
+		v := string(value)
+		if prior, ok := h[key]; ok || len(vals) == cap(vals) {
+			h[key] = append(prior, v)
+			continue
+		}
+		vals = append(vals, v) // one backing array for the usual single-valued fields
+		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	req.Header = h
 	req.Body = http.NoBody
@@ -722,7 +731,8 @@ type response struct {
 	cl          int64  // Content-Length sent, or -1
 	written     int64
 	chunked     bool
-	noBody      bool // HEAD, 1xx, 204, 304: the body is not sent
+	trailers    []string // announced in the Trailer header
+	noBody      bool     // HEAD, 1xx, 204, 304: the body is not sent
 	closeAfter  bool
 	handlerDone bool
 	err         error // a failed write: the connection is broken
@@ -774,7 +784,8 @@ func (w *response) writeFields(final bool) {
 	w.c.keys = keys
 	bw := w.c.bw
 	for _, k := range keys {
-		if final && (k == "Transfer-Encoding" || k == "Content-Length" || k == "Connection") || !isToken(k) {
+		if final && (k == "Transfer-Encoding" || k == "Content-Length" || k == "Connection") || !isToken(k) ||
+			strings.HasPrefix(k, http.TrailerPrefix) || final && slices.Contains(w.trailers, k) {
 			continue
 		}
 		for _, v := range w.h[k] {
@@ -807,9 +818,16 @@ func (w *response) commit() {
 			w.closeAfter = true // the handler asks to close
 		}
 	}
+	for _, v := range w.h["Trailer"] {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = textproto.TrimString(k); k != "" {
+				w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
+			}
+		}
+	}
 	switch {
 	case w.noBody || w.cl >= 0 || code == http.StatusSwitchingProtocols:
-	case w.handlerDone:
+	case w.handlerDone && len(w.trailers) == 0 && !hasPrefixed(w.h):
 		w.cl = int64(len(w.pending))
 	case req.ProtoMinor >= 1:
 		w.chunked = true
@@ -912,6 +930,38 @@ func (w *response) fail(err error) {
 	}
 }
 
+// hasPrefixed reports whether h holds a trailer set with http.TrailerPrefix.
+func hasPrefixed(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeTrailers writes the trailer fields of a chunked response: those the handler announced in its
+// Trailer header before the head went out, and those it set with the http.TrailerPrefix.
+func (w *response) writeTrailers() {
+	bw := w.c.bw
+	write := func(k string, vv []string) {
+		if !isToken(k) {
+			return
+		}
+		for _, v := range vv {
+			_, _ = bw.WriteString(k + ": " + strings.NewReplacer("\r", " ", "\n", " ").Replace(v) + "\r\n")
+		}
+	}
+	for _, k := range w.trailers {
+		write(k, w.h[k])
+	}
+	for k, vv := range w.h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			write(name, vv)
+		}
+	}
+}
+
 // FlushError sends the head and what was written so far.
 func (w *response) FlushError() error {
 	if w.c.hijacked {
@@ -993,7 +1043,9 @@ func (w *response) finish() bool {
 		w.commit()
 	}
 	if w.chunked && w.err == nil {
-		_, _ = c.bw.WriteString("0\r\n\r\n")
+		_, _ = c.bw.WriteString("0\r\n")
+		w.writeTrailers()
+		_, _ = c.bw.WriteString("\r\n")
 	}
 	if w.cl >= 0 && w.written < w.cl && !w.noBody {
 		w.closeAfter = true // short body: the client learns it from the closed connection

@@ -476,3 +476,21 @@ func TestServerLongRequestOutlivesIdleTimeout(t *testing.T) {
 		t.Fatalf("a request longer than the idle timeout was cancelled: %q", body)
 	}
 }
+
+func TestServerResponseTrailers(t *testing.T) {
+	addr, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "body")
+		w.Header().Set("X-Sum", "42")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "7")
+	})
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "body" || resp.Trailer.Get("X-Sum") != "42" || resp.Trailer.Get("X-Late") != "7" || resp.Header.Get("X-Sum") != "" {
+		t.Fatalf("body %q, trailer %v, header %v", b, resp.Trailer, resp.Header)
+	}
+}
