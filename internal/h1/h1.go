@@ -20,6 +20,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -375,10 +377,77 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 
 // write sends req (head and body) and flushes it.
 func (c *h1Conn) write(req *http.Request) error {
-	if err := req.Write(c.bw); err != nil {
-		return err
+	if !writeSimple(c.bw, req) {
+		if err := req.Write(c.bw); err != nil {
+			return err
+		}
 	}
 	return c.bw.Flush()
+}
+
+// writeSimple writes the head of a GET or HEAD without a body the way req.Write would (same fields,
+// not sorted), without its per-request allocations; false means req needs req.Write.
+func writeSimple(bw *bufio.Writer, req *http.Request) bool {
+	if (req.Method != http.MethodGet && req.Method != http.MethodHead) || (req.Body != nil && req.Body != http.NoBody) ||
+		req.ContentLength != 0 || req.Close || len(req.TransferEncoding) > 0 || len(req.Trailer) > 0 || req.URL == nil {
+		return false
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	for i := 0; i < len(host); i++ {
+		switch b := host[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', strings.IndexByte("-.:[]_", b) >= 0:
+		default:
+			return false // punycode, a zone to remove, an odd host: req.Write knows how
+		}
+	}
+	uri := req.URL.RequestURI()
+	if strings.ContainsAny(uri, " \r\n") {
+		return false
+	}
+	_, _ = bw.WriteString(req.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(uri)
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(host)
+	_, _ = bw.WriteString("\r\n")
+	field := func(k, v string) {
+		if v == "" && k == "User-Agent" {
+			return
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+		}
+		v = textproto.TrimString(v)
+		_, _ = bw.WriteString(k)
+		_, _ = bw.WriteString(": ")
+		_, _ = bw.WriteString(v)
+		_, _ = bw.WriteString("\r\n")
+	}
+	ua := "Go-http-client/1.1" // req.Write's default, and only the first value of the header
+	if vv, ok := req.Header["User-Agent"]; ok {
+		ua = ""
+		if len(vv) > 0 {
+			ua = vv[0]
+		}
+	}
+	field("User-Agent", ua)
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		if !isToken(k) {
+			continue // as req.Write does
+		}
+		for _, v := range vv {
+			field(k, v)
+		}
+	}
+	_, _ = bw.WriteString("\r\n")
+	return true
 }
 
 // release ends a request on c: back to the pool when the response was read to its end, the request

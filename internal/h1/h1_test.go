@@ -1,11 +1,13 @@
 package h1
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -164,4 +166,56 @@ func TestCloseAddrFailsWaitingRequest(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the request did not fail after CloseAddr")
 	}
+}
+
+// FuzzWriteSimple checks the hand-written request head against req.Write: both, read back by
+// net/http, give the same request.
+func FuzzWriteSimple(f *testing.F) {
+	f.Add("GET", "/a/b?c=d", "example.com:8080", "X-A", " v1 ", "v2", true)
+	f.Add("HEAD", "/", "", "User-Agent", "", "curl/8", false)
+	f.Add("GET", "/x%20y", "h", "Cookie", "JSESSIONID=abc.n1", "a\r\nb", true)
+	f.Fuzz(func(t *testing.T, method, path, host, key, v1, v2 string, withUA bool) {
+		req, err := http.NewRequest(method, "http://node"+path, nil)
+		if err != nil || !validKey(key) {
+			return
+		}
+		req.Host = host
+		req.Header[key] = []string{v1, v2}
+		if withUA {
+			req.Header["User-Agent"] = []string{v2, v1}
+		}
+		var got, want strings.Builder
+		gw, ww := bufio.NewWriter(&got), bufio.NewWriter(&want)
+		if !writeSimple(gw, req) {
+			return
+		}
+		if err := req.Write(ww); err != nil {
+			return
+		}
+		gw.Flush()
+		ww.Flush()
+		g, gerr := http.ReadRequest(bufio.NewReader(strings.NewReader(got.String())))
+		w, werr := http.ReadRequest(bufio.NewReader(strings.NewReader(want.String())))
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("readable %v vs %v:\n%q\n%q", gerr, werr, got.String(), want.String())
+		}
+		if gerr != nil {
+			return
+		}
+		if g.Method != w.Method || g.RequestURI != w.RequestURI || g.Host != w.Host || !reflect.DeepEqual(g.Header, w.Header) {
+			t.Fatalf("differ:\n%q\n%q", got.String(), want.String())
+		}
+	})
+}
+
+func validKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return http.CanonicalHeaderKey(k) == k
 }
