@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +90,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// The node decides when it answers: its response may stream while the request body still comes
 	// in. Without this, Go's server would cut the request body off at the first response byte.
 	_ = http.NewResponseController(w).EnableFullDuplex()
-	r.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), stateKey{}, st)))
+	r.forward(w, req, st)
 }
 
 // cookieFor is the session cookie name for the matched context.
@@ -104,12 +103,12 @@ func (r *Router) cookieFor(c *ctxRoutes) string {
 	return r.opts.Cookie
 }
 
-// rewrite is the proxy's Rewrite hook: forwarding, request id and trace headers.
-func (r *Router) rewrite(pr *httputil.ProxyRequest) {
-	st := stateFrom(pr.In.Context())
-	in, h := pr.In, pr.Out.Header
+// rewrite sets the outgoing request's forwarding, request id and trace headers; prior is the
+// client's X-Forwarded-For.
+func (r *Router) rewrite(in, out *http.Request, st *reqState, prior []string) {
+	h := out.Header
 	client, _, err := net.SplitHostPort(in.RemoteAddr)
-	switch prior := in.Header["X-Forwarded-For"]; {
+	switch {
 	case err != nil:
 		delete(h, "X-Forwarded-For")
 	case r.opts.TrustForwarded && len(prior) > 0:
@@ -126,12 +125,12 @@ func (r *Router) rewrite(pr *httputil.ProxyRequest) {
 	st.setHeader(h, hdrRequestID, st.id)
 	st.trace.apply(st, h)
 	delete(h, r.pinKey)
-	pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "node" // the round tripper sets the node per attempt
+	out.URL.Scheme, out.URL.Host = "http", "node" // the round tripper sets the node per attempt
 }
 
-// modifyResponse is the proxy's ModifyResponse hook: it records the outcome and learns from the
-// session cookie the node set (the route of a static backend, the app version of a new session).
-func (r *Router) modifyResponse(res *http.Response) error {
+// modifyResponse records the outcome of the node's answer and learns from the session cookie the
+// node set (the route of a static backend, the app version of a new session).
+func (r *Router) modifyResponse(res *http.Response) {
 	st := stateFrom(res.Request.Context())
 	st.status = res.StatusCode
 	st.header = r.now().Sub(st.start)
@@ -143,7 +142,6 @@ func (r *Router) modifyResponse(res *http.Response) error {
 			}
 		}
 	}
-	return nil
 }
 
 // learn records what a session cookie set by st.backend teaches.
@@ -167,11 +165,8 @@ func (r *Router) learn(st *reqState, id, route string) {
 	}
 }
 
-// errorHandler is the proxy's ErrorHandler: a clear status and message naming the request id.
-func (r *Router) errorHandler(w http.ResponseWriter, req *http.Request, err error) {
-	r.fail(w, stateFrom(req.Context()), err)
-}
-
+// fail answers a request the router could not proxy: a clear status and message naming the
+// request id.
 func (r *Router) fail(w http.ResponseWriter, st *reqState, err error) {
 	status := http.StatusBadGateway
 	var pe *ProxyError
@@ -313,13 +308,3 @@ func (r *Router) logAccess(req *http.Request, st *reqState, rec *recorder) {
 	*bp = b
 	lineBufs.Put(bp)
 }
-
-// bufferPool recycles the proxy's copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { return make([]byte, 32<<10) }}}
-}
-
-func (b *bufferPool) Get() []byte  { return b.p.Get().([]byte) }
-func (b *bufferPool) Put(x []byte) { b.p.Put(x) }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,7 +23,6 @@ type Router struct {
 	log    *slog.Logger
 	now    func() time.Time
 	pinKey string
-	proxy  *httputil.ReverseProxy
 	table  atomic.Pointer[Table]
 	run    atomic.Pointer[runtime]
 	memo   *versionMemo
@@ -67,14 +65,6 @@ func New(opts Options) (*Router, error) {
 		transport: newTransport(opts.Settings, opts)})
 	r.metrics = newMetrics(r, opts.Metrics)
 	r.SetManagerAuth(opts.ManagerToken, opts.ManagerUser, opts.ManagerPassword)
-	r.proxy = &httputil.ReverseProxy{
-		Rewrite:        r.rewrite,
-		Transport:      roundTripper{r},
-		ModifyResponse: r.modifyResponse,
-		ErrorHandler:   r.errorHandler,
-		BufferPool:     newBufferPool(),
-		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
-	}
 	r.mu.Lock()
 	r.rebuildLocked()
 	r.mu.Unlock()

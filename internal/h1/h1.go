@@ -333,7 +333,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	var resp *http.Response
 	for {
 		var err error
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err = readResponse(c.br, req)
 		if err != nil {
 			stop()
 			if wdone != nil {

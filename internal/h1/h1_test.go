@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -218,4 +219,48 @@ func validKey(k string) bool {
 		}
 	}
 	return http.CanonicalHeaderKey(k) == k
+}
+
+// FuzzReadResponse checks the response reader against http.ReadResponse: on a response both read,
+// status, length, header, body and trailer agree; it never panics.
+func FuzzReadResponse(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: 1\r\n\r\nabc",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n3\r\nabc\r\n0\r\nX-T: 9\r\n\r\n",
+		"HTTP/1.0 200 OK\r\n\r\nuntil close",
+		"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
+		"HTTP/1.1 200\r\nX-F: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+	} {
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, head bool) {
+		req := &http.Request{Method: http.MethodGet}
+		if head {
+			req.Method = http.MethodHead
+		}
+		got, gerr := readResponse(bufio.NewReader(bytes.NewReader(data)), req)
+		want, werr := http.ReadResponse(bufio.NewReader(bytes.NewReader(data)), req)
+		if gerr != nil || werr != nil {
+			return // either may be stricter; what both accept must agree
+		}
+		if got.StatusCode < 200 && got.StatusCode == want.StatusCode {
+			return // an interim answer: the client reads the next one, nothing else of it is used
+		}
+		gb, gberr := io.ReadAll(got.Body)
+		wb, wberr := io.ReadAll(want.Body)
+		bodyless := head || got.StatusCode == http.StatusNoContent || got.StatusCode == http.StatusNotModified
+		if got.StatusCode != want.StatusCode || (!bodyless && got.ContentLength != want.ContentLength) || got.Close != want.Close ||
+			!reflect.DeepEqual(got.TransferEncoding, want.TransferEncoding) {
+			t.Fatalf("head of %q:\nh1:       %d len=%d close=%v te=%v\nnet/http: %d len=%d close=%v te=%v", data,
+				got.StatusCode, got.ContentLength, got.Close, got.TransferEncoding,
+				want.StatusCode, want.ContentLength, want.Close, want.TransferEncoding)
+		}
+		if gberr == nil && wberr == nil && !bytes.Equal(gb, wb) {
+			t.Fatalf("body of %q: h1 %q, net/http %q", data, gb, wb)
+		}
+		if gberr == nil && wberr == nil && len(want.Trailer) > 0 && !reflect.DeepEqual(got.Trailer, want.Trailer) {
+			t.Fatalf("trailer of %q: h1 %v, net/http %v", data, got.Trailer, want.Trailer)
+		}
+	})
 }

@@ -411,42 +411,13 @@ func (c *serverConn) closeWriteAndWait() {
 	_, _ = io.CopyN(io.Discard, c.nc, maxDrain)
 }
 
-// readLine returns the next line without its line end (CRLF or LF), counting it against *budget.
-// The slice is valid until the next read from br.
-func (c *serverConn) readLine(budget *int, scratch *[]byte) ([]byte, error) {
-	line, err := c.br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) { // longer than the buffer: gather it
-		buf := append((*scratch)[:0], line...)
-		for errors.Is(err, bufio.ErrBufferFull) && len(buf) <= *budget {
-			line, err = c.br.ReadSlice('\n')
-			buf = append(buf, line...)
-		}
-		*scratch, line = buf, buf
-	}
-	*budget -= len(line)
-	if *budget < 0 {
-		return nil, &httpError{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request head too large"}
-	}
-	if err != nil {
-		if errors.Is(err, io.EOF) && len(line) > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	line = line[:len(line)-1]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, nil
-}
-
 // readRequest reads and checks one request head and prepares its body and response.
 func (c *serverConn) readRequest() (*http.Request, *response, error) {
 	budget := c.srv.maxHeader()
 	var scratch []byte
-	line, err := c.readLine(&budget, &scratch)
+	line, err := readLine(c.br, &budget, &scratch)
 	for i := 0; err == nil && len(line) == 0 && i < 4; i++ { // RFC 9112 2.2: tolerate stray CRLFs
-		line, err = c.readLine(&budget, &scratch)
+		line, err = readLine(c.br, &budget, &scratch)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -483,34 +454,8 @@ func (c *serverConn) readRequest() (*http.Request, *response, error) {
 	}
 
 	h := make(http.Header, 12)
-	vals := make([]string, 0, 12)
-	for {
-		line, err := c.readLine(&budget, &scratch)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, nil, badRequest("obsolete line folding in the request head")
-		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 || !isToken(line[:i]) {
-			return nil, nil, badRequest("malformed header line %q", truncate(string(line)))
-		}
-		value := trimOWS(line[i+1:])
-		if !validValue(value) {
-			return nil, nil, badRequest("invalid character in header %q", truncate(string(line[:i])))
-		}
-		key := canonicalKey(line[:i])
-		v := string(value)
-		if prior, ok := h[key]; ok || len(vals) == cap(vals) {
-			h[key] = append(prior, v)
-			continue
-		}
-		vals = append(vals, v) // one backing array for the usual single-valued fields
-		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+	if err := readFields(c.br, &budget, &scratch, h, false); err != nil {
+		return nil, nil, err
 	}
 	req.Header = h
 	req.Body = http.NoBody
@@ -528,7 +473,7 @@ func (c *serverConn) readRequest() (*http.Request, *response, error) {
 		req.Host = hosts[0]
 	}
 	delete(h, "Host")
-	req.Close = closeRequested(req, h["Connection"])
+	req.Close = closeRequested(req.ProtoMinor, h["Connection"])
 
 	w := &response{c: c, req: req, h: make(http.Header, 8), cl: -1}
 	if err := c.framing(req, w); err != nil {
@@ -587,9 +532,9 @@ func (c *serverConn) framing(req *http.Request, w *response) error {
 	return nil
 }
 
-// closeRequested reports whether the client asked to close after this request: "close" in
+// closeRequested reports whether a message asks to close the connection after it: "close" in
 // Connection, or HTTP/1.0 without "keep-alive".
-func closeRequested(req *http.Request, conn []string) bool {
+func closeRequested(minor int, conn []string) bool {
 	keepAlive, closing := false, false
 	for _, v := range conn {
 		for tok := range strings.SplitSeq(v, ",") {
@@ -601,7 +546,7 @@ func closeRequested(req *http.Request, conn []string) bool {
 			}
 		}
 	}
-	return closing || (req.ProtoMinor == 0 && !keepAlive)
+	return closing || (minor == 0 && !keepAlive)
 }
 
 // reqBody is a request body read from the connection: Content-Length bytes or chunked.
@@ -676,7 +621,7 @@ func (b *reqBody) readTrailer() error {
 	budget := maxTrailerBytes
 	var scratch []byte
 	for {
-		line, err := b.c.readLine(&budget, &scratch)
+		line, err := readLine(b.c.br, &budget, &scratch)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
@@ -1063,97 +1008,6 @@ func (w *response) finish() bool {
 		return false
 	}
 	return !w.closeAfter
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token (method, header name).
-func isToken[T string | []byte](s T) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChar[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-var tokenChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-// validValue reports whether a field value has no control characters other than horizontal tab.
-func validValue(v []byte) bool {
-	for _, b := range v {
-		if (b < ' ' && b != '\t') || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validHost reports whether a Host value is plausible: no white space, controls or delimiters a
-// host cannot contain.
-func validHost(h string) bool {
-	for i := 0; i < len(h); i++ {
-		if b := h[i]; b <= ' ' || b == 0x7f || strings.IndexByte(`"<>\^`+"`{|}/", b) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}
-
-// commonKeys maps header names as clients send them (canonical or lower case) to their canonical
-// form, so that the usual names cost no allocation.
-var commonKeys = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-		"Cache-Control", "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date",
-		"Dnt", "Expect", "Forwarded", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range",
-		"If-Unmodified-Since", "Keep-Alive", "Origin", "Pragma", "Priority", "Range", "Referer",
-		"Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Websocket-Extensions",
-		"Sec-Websocket-Key", "Sec-Websocket-Protocol", "Sec-Websocket-Version", "Te", "Trailer",
-		"Traceparent", "Tracestate", "Transfer-Encoding", "Upgrade", "Upgrade-Insecure-Requests",
-		"User-Agent", "Via", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Spanid", "X-B3-Traceid",
-		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
-		"X-Requested-With", "Idempotency-Key", "X-Herd-Node"} {
-		m[k], m[strings.ToLower(k)] = k, k
-	}
-	return m
-}()
-
-// canonicalKey returns the canonical form of a header name (already checked to be a token).
-func canonicalKey(name []byte) string {
-	if k, ok := commonKeys[string(name)]; ok { // no allocation: the conversion is only looked up
-		return k
-	}
-	return textproto.CanonicalMIMEHeaderKey(string(name))
 }
 
 // httpDate is the current time in HTTP's format, recomputed at most once per second.
