@@ -599,39 +599,13 @@ func (b *reqBody) read(p []byte) (int, error) {
 		}
 		return n, err
 	}
-	if b.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.c.br.Read(p)
-	b.left -= int64(n)
-	switch {
-	case b.left == 0:
-		return n, io.EOF
-	case err == io.EOF:
-		return n, io.ErrUnexpectedEOF
-	}
-	return n, err
+	return readLength(b.c.br, p, &b.left)
 }
 
 // readTrailer consumes the trailer section after the last chunk (its fields are dropped).
 func (b *reqBody) readTrailer() error {
-	budget := maxTrailerBytes
-	var scratch []byte
-	for {
-		line, err := readLine(b.c.br, &budget, &scratch)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		if len(line) == 0 {
-			return nil
-		}
-	}
+	_, err := readTrailer(b.c.br)
+	return err
 }
 
 // Close stops further reads; the server discards what is left when the response is done.

@@ -249,16 +249,23 @@ func (b *respBody) read(p []byte) (int, error) {
 		return n, err
 	case b.left < 0:
 		return b.br.Read(p)
-	case b.left == 0:
+	}
+	return readLength(b.br, p, &b.left)
+}
+
+// readLength reads from a body of *left more bytes: io.EOF once they are read, and
+// io.ErrUnexpectedEOF when the connection ends before.
+func readLength(br *bufio.Reader, p []byte, left *int64) (int, error) {
+	if *left == 0 {
 		return 0, io.EOF
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
+	if int64(len(p)) > *left {
+		p = p[:*left]
 	}
-	n, err := b.br.Read(p)
-	b.left -= int64(n)
+	n, err := br.Read(p)
+	*left -= int64(n)
 	switch {
-	case b.left == 0:
+	case *left == 0:
 		return n, io.EOF
 	case err == io.EOF:
 		return n, io.ErrUnexpectedEOF
@@ -266,16 +273,25 @@ func (b *respBody) read(p []byte) (int, error) {
 	return n, err
 }
 
-// readTrailer reads the trailer section after the last chunk into resp.Trailer.
-func (b *respBody) readTrailer() error {
+// readTrailer reads the trailer section that follows the last chunk of a chunked body.
+func readTrailer(br *bufio.Reader) (http.Header, error) {
 	budget := maxTrailerBytes
 	var scratch []byte
 	t := http.Header{}
-	if err := readFields(b.br, &budget, &scratch, t, false); err != nil {
+	if err := readFields(br, &budget, &scratch, t, false); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return fmt.Errorf("reading the response trailer: %w", err)
+		return nil, fmt.Errorf("reading the trailer: %w", err)
+	}
+	return t, nil
+}
+
+// readTrailer reads the trailer section after the last chunk into resp.Trailer.
+func (b *respBody) readTrailer() error {
+	t, err := readTrailer(b.br)
+	if err != nil {
+		return err
 	}
 	if len(t) > 0 {
 		if b.resp.Trailer == nil {
