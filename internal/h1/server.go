@@ -60,6 +60,9 @@ type Server struct {
 	BaseContext context.Context
 	// Log receives handler panics and accept errors (nil: discarded).
 	Log *slog.Logger
+	// SniffContentType gives a response without a Content-Type one detected from its first bytes, as
+	// net/http's server does (a handler opts out by setting the field to nil). A proxy leaves it off.
+	SniffContentType bool
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -719,8 +722,9 @@ func (w *response) writeFields(final bool) {
 	}
 }
 
-// commit writes the final head to the buffer, deciding the framing of the body.
-func (w *response) commit() {
+// commit writes the final head to the buffer, deciding the framing of the body; first is the start
+// of the body, for Server.SniffContentType.
+func (w *response) commit(first []byte) {
 	w.committed = true
 	if w.status == 0 {
 		w.status = http.StatusOK
@@ -755,6 +759,10 @@ func (w *response) commit() {
 	}
 	if req.Close || c.srv.shutting.Load() {
 		w.closeAfter = true
+	}
+	if _, ok := w.h["Content-Type"]; !ok && c.srv.SniffContentType && len(first) > 0 && !w.noBody &&
+		len(w.h["Content-Encoding"]) == 0 {
+		w.h["Content-Type"] = []string{http.DetectContentType(first)}
 	}
 	if _, ok := w.h["Date"]; !ok {
 		w.h["Date"] = []string{httpDate()}
@@ -809,7 +817,11 @@ func (w *response) Write(p []byte) (int, error) {
 	w.c.wmu.Lock()
 	defer w.c.wmu.Unlock()
 	if !w.committed {
-		w.commit()
+		if len(w.pending) > 0 {
+			w.commit(w.pending)
+		} else {
+			w.commit(p)
+		}
 	}
 	if w.noBody { // HEAD
 		return len(p), nil
@@ -889,7 +901,7 @@ func (w *response) FlushError() error {
 	w.c.wmu.Lock()
 	defer w.c.wmu.Unlock()
 	if !w.committed {
-		w.commit()
+		w.commit(w.pending)
 	}
 	w.fail(w.c.bw.Flush())
 	return w.err
@@ -920,7 +932,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	defer c.wmu.Unlock()
 	if w.committed || w.status != 0 || len(w.pending) > 0 {
 		if !w.committed {
-			w.commit()
+			w.commit(w.pending)
 		}
 		if err := c.bw.Flush(); err != nil {
 			return nil, nil, err
@@ -959,7 +971,7 @@ func (w *response) finish() bool {
 	c.wmu.Lock()
 	streamed := w.committed
 	if !w.committed {
-		w.commit()
+		w.commit(w.pending)
 	}
 	if w.chunked && w.err == nil {
 		_, _ = c.bw.WriteString("0\r\n")
