@@ -114,26 +114,43 @@ func (c *conn) write(kind byte, typ uint16, id uint64, body []byte) error {
 
 // request sends a request frame and waits for its reply.
 func (c *conn) request(ctx context.Context, msg Message) ([]byte, error) {
+	id, ch, err := c.start(msg)
+	if err != nil {
+		return nil, err
+	}
+	return c.wait(ctx, msg.Type, id, ch)
+}
+
+// start registers a request and writes its frame; wait collects the reply.
+func (c *conn) start(msg Message) (uint64, chan frame, error) {
 	ch := make(chan frame, 1)
 	c.pmu.Lock()
 	c.nextID++
 	id := c.nextID
 	c.pending[id] = ch
 	c.pmu.Unlock()
-	defer func() {
-		c.pmu.Lock()
-		delete(c.pending, id)
-		c.pmu.Unlock()
-	}()
 	if err := c.write(kindRequest, msg.Type, id, msg.Body); err != nil {
-		return nil, err
+		c.forget(id)
+		return 0, nil, err
 	}
+	return id, ch, nil
+}
+
+func (c *conn) forget(id uint64) {
+	c.pmu.Lock()
+	delete(c.pending, id)
+	c.pmu.Unlock()
+}
+
+// wait waits for the reply to request id.
+func (c *conn) wait(ctx context.Context, typ uint16, id uint64, ch chan frame) ([]byte, error) {
+	defer c.forget(id)
 	select {
 	case f := <-ch:
 		if f.kind == kindReply {
 			return f.body, nil
 		}
-		return nil, &RemoteError{Peer: c.peer, Type: msg.Type, Msg: string(f.body), code: f.typ}
+		return nil, &RemoteError{Peer: c.peer, Type: typ, Msg: string(f.body), code: f.typ}
 	case <-c.done:
 		return nil, c.closedErr()
 	case <-ctx.Done():

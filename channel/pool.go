@@ -249,6 +249,66 @@ func (ch *Channel) Request(ctx context.Context, addr string, msg Message) ([]byt
 	}
 }
 
+// Call is a request written to a peer whose reply has not been collected yet (see Go).
+type Call struct {
+	ch    *Channel
+	addr  string
+	msg   Message
+	c     *conn
+	id    uint64
+	reply chan frame
+	err   error // the request could not be sent
+}
+
+// Go writes msg to the peer at addr as a request and returns at once; Wait collects the reply. A
+// caller that sends to several peers writes to all of them before it waits for any, instead of a
+// goroutine per peer. Every Call must be waited for.
+func (ch *Channel) Go(ctx context.Context, addr string, msg Message) *Call {
+	call := &Call{ch: ch, addr: addr, msg: msg}
+	if call.err = ch.checkBody(msg); call.err != nil {
+		return call
+	}
+	p, err := ch.pool(addr)
+	if err != nil {
+		call.err = err
+		return call
+	}
+	for attempt := 0; ; attempt++ {
+		c, err := p.get(ctx, false)
+		if err != nil {
+			call.err = fmt.Errorf("channel: request type %d: %w", msg.Type, err)
+			return call
+		}
+		id, reply, err := c.start(msg)
+		if err == nil {
+			call.c, call.id, call.reply = c, id, reply
+			return call
+		}
+		c.inflight.Add(-1)
+		if attempt > 0 || !errors.Is(err, errNotSent) {
+			call.err = fmt.Errorf("channel: request type %d to %s: %w", msg.Type, addr, err)
+			return call
+		}
+	}
+}
+
+// Wait returns the peer's reply to the call, waiting at most AckTimeout from now or until ctx ends,
+// like Request.
+func (call *Call) Wait(ctx context.Context) ([]byte, error) {
+	if call.err != nil {
+		return nil, call.err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, call.ch.cfg.AckTimeout, ErrAckTimeout)
+	defer cancel()
+	reply, err := call.c.wait(ctx, call.msg.Type, call.id, call.reply)
+	call.c.inflight.Add(-1)
+	var remote *RemoteError
+	if err != nil && !errors.As(err, &remote) {
+		err = fmt.Errorf("channel: request type %d to %s: %w", call.msg.Type, call.addr, err)
+	}
+	return reply, err
+}
+
 func (ch *Channel) checkBody(msg Message) error {
 	if len(msg.Body) > ch.cfg.MaxFrame {
 		return fmt.Errorf("%w: body of type %d is %d bytes, MaxFrame is %d",

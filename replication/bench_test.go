@@ -34,6 +34,7 @@ func BenchmarkReplicationModes(b *testing.B) {
 		bytes float64 // channel bytes (both directions, all members) per update
 		body  float64 // replication message bytes per change sent to one peer
 		batch float64 // changes per message
+		wait  float64 // mean wait for the peers' acks of a sync change, µs
 	}
 	var rows []row
 	for _, mode := range strings.Split(*benchModes, ",") {
@@ -71,7 +72,11 @@ func BenchmarkReplicationModes(b *testing.B) {
 				return true
 			})
 			var wire, body, sent, msgs uint64
+			var waits, waitMs float64
 			for _, n := range nodes {
+				st := n.rep.Stats()
+				waits += float64(st.SyncWaits)
+				waitMs += st.SyncAvgMs * float64(st.SyncWaits)
 				for _, p := range n.ch.Stats().Peers {
 					wire += p.SentBytes
 				}
@@ -80,6 +85,9 @@ func BenchmarkReplicationModes(b *testing.B) {
 					sent += p.Sent
 					msgs += p.Messages
 				}
+			}
+			if waits > 0 {
+				r.wait = waitMs / waits * 1000
 			}
 			updates := float64(res.Requests + 3**loadClients)
 			r.bytes = float64(wire) / updates
@@ -96,11 +104,11 @@ func BenchmarkReplicationModes(b *testing.B) {
 	base := rows[0].res
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n3 nodes, %d clients, 1 KiB session update per request, %s per mode\n", *loadClients, *loadTime)
-	fmt.Fprintf(&sb, "%-7s %9s %7s %9s %9s %8s %12s %12s %11s\n", "mode", "req/s", "ratio", "p50", "p99", "p99/off", "wire B/upd", "msg B/change", "changes/msg")
+	fmt.Fprintf(&sb, "%-7s %9s %7s %9s %9s %8s %12s %12s %11s %9s\n", "mode", "req/s", "ratio", "p50", "p99", "p99/off", "wire B/upd", "msg B/change", "changes/msg", "ack wait")
 	for _, r := range rows {
-		fmt.Fprintf(&sb, "%-7s %9.0f %6.2fx %9v %9v %7.2fx %12.0f %12.0f %11.1f\n", r.mode, r.res.PerSecond,
+		fmt.Fprintf(&sb, "%-7s %9.0f %6.2fx %9v %9v %7.2fx %12.0f %12.0f %11.1f %7.0fµs\n", r.mode, r.res.PerSecond,
 			r.res.PerSecond/base.PerSecond, r.res.P50.Round(time.Microsecond), r.res.P99.Round(time.Microsecond),
-			float64(r.res.P99)/float64(base.P99), r.bytes, r.body, r.batch)
+			float64(r.res.P99)/float64(base.P99), r.bytes, r.body, r.batch, r.wait)
 		b.ReportMetric(r.res.PerSecond, r.mode+"_req/s")
 		b.ReportMetric(r.res.PerSecond/base.PerSecond, r.mode+"_ratio")
 	}

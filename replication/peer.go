@@ -234,11 +234,22 @@ type syncBatch struct {
 	err  error
 }
 
-// sendSync sends one change and waits for the peer's ack (sync and pooled modes). At most one
-// message per peer is in flight in sync mode, PoolSize in pooled mode; a change that finds them all
-// busy joins the batch that leaves as soon as one of them is acknowledged, so under concurrency the
-// peer gets fewer, larger messages and every request still returns only once its change was acked.
-func (p *peer) sendSync(ctx context.Context, mode, id string, enc []byte) error {
+// syncCall is one peer's part of a synchronous change in flight: either this request leads a
+// message (call is written, its ack not yet read) or it joined a batch another request leads.
+type syncCall struct {
+	b    *syncBatch
+	lead bool
+	call *channel.Call
+	body []byte
+}
+
+// startSync begins replicating one change to the peer (sync and pooled modes); finishSync waits for
+// the ack. At most one message per peer is in flight in sync mode, PoolSize in pooled mode; a
+// change that finds them all busy joins the batch that leaves as soon as one of them is acknowledged,
+// so under concurrency the peer gets fewer, larger messages and every request still returns only once
+// its change was acked. A change to several peers is written to all of them before any ack is
+// awaited, on the request's own goroutine.
+func (p *peer) startSync(ctx context.Context, mode, id string, enc []byte) syncCall {
 	limit := p.r.cfg.PoolSize
 	if mode == ModeSync {
 		limit = 1
@@ -246,10 +257,11 @@ func (p *peer) sendSync(ctx context.Context, mode, id string, enc []byte) error 
 	p.gcMu.Lock()
 	if p.gcInflight < limit {
 		p.gcInflight++
-		b := &syncBatch{encs: [][]byte{enc}, ids: []string{id}, done: make(chan struct{})}
 		p.gcMu.Unlock()
-		p.lead(b)
-		return b.err
+		b := &syncBatch{encs: [][]byte{enc}, ids: []string{id}, done: make(chan struct{})}
+		body := encodeBatch(b.encs)
+		return syncCall{b: b, lead: true, body: body,
+			call: p.r.cfg.Channel.Go(ctx, p.addr, channel.Message{Type: TypeDeltas, Body: body})}
 	}
 	b := p.gcPending
 	if b == nil || len(b.encs) >= p.r.cfg.BatchSize {
@@ -260,46 +272,67 @@ func (p *peer) sendSync(ctx context.Context, mode, id string, enc []byte) error 
 	b.encs = append(b.encs, enc)
 	b.ids = append(b.ids, id)
 	p.gcMu.Unlock()
-	select {
-	case <-b.done:
-		return b.err
-	case <-ctx.Done():
-		p.failures.Add(1)
-		return context.Cause(ctx)
-	case <-p.ctx.Done():
-		return nil // the peer left the cluster meanwhile: nothing to wait for
-	}
+	return syncCall{b: b}
 }
 
-// lead sends b, then the batches that formed while it was in flight, until none is waiting.
-func (p *peer) lead(b *syncBatch) {
-	for {
-		ctx, cancel := context.WithTimeout(p.ctx, p.r.settings.Load().ackTimeout)
-		b.err = p.send(ctx, encodeBatch(b.encs), len(b.encs))
-		cancel()
-		if p.ctx.Err() != nil {
-			b.err = nil // the peer left the cluster: nobody to wait for
+// awaitSync waits for the ack of sc's change. A leader then still owes the peer the batches that
+// formed meanwhile: leadQueued sends them.
+func (p *peer) awaitSync(ctx context.Context, sc syncCall) error {
+	b := sc.b
+	if !sc.lead {
+		select {
+		case <-b.done:
+			return b.err
+		case <-ctx.Done():
+			p.failures.Add(1)
+			return context.Cause(ctx)
+		case <-p.ctx.Done():
+			return nil // the peer left the cluster meanwhile: nothing to wait for
 		}
-		close(b.done)
+	}
+	b.err = p.collect(ctx, sc.call, sc.body, len(b.encs))
+	if p.ctx.Err() != nil {
+		b.err = nil // the peer left the cluster: nobody to wait for
+	}
+	close(b.done)
+	return b.err
+}
+
+// leadQueued sends the batches that formed while this leader's message was in flight, until none
+// is waiting, and then frees the leader's slot.
+func (p *peer) leadQueued() {
+	for {
 		p.gcMu.Lock()
 		if len(p.gcQueue) == 0 {
 			p.gcInflight--
 			p.gcMu.Unlock()
 			return
 		}
-		b = p.gcQueue[0]
+		b := p.gcQueue[0]
 		p.gcQueue = p.gcQueue[1:]
 		if b == p.gcPending {
 			p.gcPending = nil
 		}
 		p.gcMu.Unlock()
+		ctx, cancel := context.WithTimeout(p.ctx, p.r.settings.Load().ackTimeout)
+		b.err = p.send(ctx, encodeBatch(b.encs), len(b.encs))
+		cancel()
+		if p.ctx.Err() != nil {
+			b.err = nil
+		}
+		close(b.done)
 	}
 }
 
 // send delivers one TypeDeltas message and answers the receiver's requests for whole sessions.
 func (p *peer) send(ctx context.Context, body []byte, n int) error {
-	ch := p.r.cfg.Channel
-	reply, err := ch.Request(ctx, p.addr, channel.Message{Type: TypeDeltas, Body: body})
+	return p.collect(ctx, p.r.cfg.Channel.Go(ctx, p.addr, channel.Message{Type: TypeDeltas, Body: body}), body, n)
+}
+
+// collect waits for the reply to a TypeDeltas message of n changes, counts it, and sends whole the
+// sessions the receiver asks for.
+func (p *peer) collect(ctx context.Context, call *channel.Call, body []byte, n int) error {
+	reply, err := call.Wait(ctx)
 	if err != nil {
 		return p.fail(err)
 	}

@@ -537,16 +537,27 @@ func (r *Replicator) replicateSync(st *settings, targets []*peer, id string, enc
 	defer cancel()
 	start := time.Now()
 	errs := make([]error, len(targets))
-	var wg sync.WaitGroup
-	for i := 1; i < len(targets); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = targets[i].sendSync(ctx, st.mode, id, enc)
-		}()
+	calls := make([]syncCall, len(targets))
+	for i, p := range targets {
+		calls[i] = p.startSync(ctx, st.mode, id, enc)
 	}
-	errs[0] = targets[0].sendSync(ctx, st.mode, id, enc)
-	wg.Wait()
+	// The messages this request leads first, and the batches that formed behind them, before the
+	// batches it joined: those may be led by a request that waits, in turn, for this one's.
+	for i, p := range targets {
+		if calls[i].lead {
+			errs[i] = p.awaitSync(ctx, calls[i])
+		}
+	}
+	for i, p := range targets {
+		if calls[i].lead {
+			p.leadQueued()
+		}
+	}
+	for i, p := range targets {
+		if !calls[i].lead {
+			errs[i] = p.awaitSync(ctx, calls[i])
+		}
+	}
 	took := time.Since(start)
 	r.latency.WithLabelValues(st.mode).Observe(took.Seconds())
 	r.c.syncWaits.Add(1)
