@@ -101,6 +101,7 @@ type h1Conn struct {
 	written   int64       // bytes written since the current request started
 	gone      atomic.Bool // closed by CloseAddr: the node left the cluster
 	responded atomic.Bool // the final response's headers arrived (a failing body writer leaves the connection open)
+	await     *awaiter    // nil without raw access to the connection
 }
 
 func (c *h1Conn) Read(p []byte) (int, error) {
@@ -186,6 +187,7 @@ func (t *Transport) conn(ctx context.Context, addr string, fresh, check bool) (*
 	c := &h1Conn{t: t, addr: addr, conn: nc}
 	c.br = bufio.NewReaderSize(c, 32<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
+	c.await = newAwaiter(nc, c.bw, nil)
 	t.mu.Lock()
 	t.activeLocked(addr)[c] = struct{}{}
 	t.mu.Unlock()
@@ -312,8 +314,11 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	c.responded.Store(false)
 	stop := context.AfterFunc(req.Context(), func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
 	var wdone chan error // the writer's outcome, for a request with a body
+	if c.t.headerTimeout > 0 {
+		_ = c.conn.SetReadDeadline(time.Now().Add(c.t.headerTimeout))
+	}
 	if req.Body == nil || req.Body == http.NoBody {
-		if err := c.write(req); err != nil {
+		if err := c.writeAndAwait(req); err != nil {
 			stop()
 			return nil, err
 		}
@@ -326,9 +331,6 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 			}
 			wdone <- err
 		}()
-	}
-	if c.t.headerTimeout > 0 {
-		_ = c.conn.SetReadDeadline(time.Now().Add(c.t.headerTimeout))
 	}
 	var resp *http.Response
 	for {
@@ -373,6 +375,19 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &h1Body{c: c, body: resp.Body, stop: stop, keep: keep, wdone: wdone}
 	return resp, nil
+}
+
+// writeAndAwait sends a request without a body and waits until the answer starts to arrive.
+func (c *h1Conn) writeAndAwait(req *http.Request) error {
+	if c.await == nil {
+		return c.write(req)
+	}
+	if !writeSimple(c.bw, req) {
+		if err := req.Write(c.bw); err != nil {
+			return err
+		}
+	}
+	return c.await.flushAndAwait()
 }
 
 // write sends req (head and body) and flushes it.

@@ -217,6 +217,7 @@ type serverConn struct {
 	remote   string
 	tmpl     *http.Request // carries the connection's context into every request
 	hijacked bool
+	await    *awaiter           // flushes a keep-alive answer and waits for the next request (nil: no raw access)
 	deadline bool               // a read deadline is set
 	keys     []string           // scratch for sorting response header names
 	cancel   context.CancelFunc // ends the connection's context (and its requests')
@@ -259,13 +260,10 @@ func (c *serverConn) serve(base context.Context) {
 	c.bw = bufio.NewWriterSize(c.nc, bufSize)
 	c.remote = c.nc.RemoteAddr().String()
 	c.tmpl = (&http.Request{}).WithContext(ctx)
+	c.await = newAwaiter(c.nc, c.bw, func() { c.state.Store(stateIdle) })
 	s := c.srv
-	for first := true; ; first = false {
-		if wait := s.IdleTimeout; first || wait == 0 {
-			c.setReadDeadline(s.ReadHeaderTimeout)
-		} else {
-			c.setReadDeadline(wait)
-		}
+	c.setReadDeadline(s.ReadHeaderTimeout)
+	for {
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
@@ -289,11 +287,33 @@ func (c *serverConn) serve(base context.Context) {
 		c.watch.Reset(watchDelay)
 		ok := c.run(w, req)
 		c.stopWatch()
-		if !ok || c.hijacked || !w.finish() || s.shutting.Load() {
+		if !ok || c.hijacked || !w.finish() {
 			return
 		}
-		c.state.Store(stateIdle)
+		if s.shutting.Load() {
+			_ = c.bw.Flush()
+			return
+		}
+		if wait := s.IdleTimeout; wait > 0 {
+			c.setReadDeadline(wait)
+		} else {
+			c.setReadDeadline(s.ReadHeaderTimeout)
+		}
+		if !c.flushIdle() {
+			return
+		}
 	}
+}
+
+// flushIdle sends the end of the last response, marks the connection idle (Shutdown may close it
+// from then on) and, when it can, waits for the next request without a read that could only fail.
+func (c *serverConn) flushIdle() bool {
+	if c.await == nil || c.br.Buffered() > 0 || c.bw.Buffered() == 0 {
+		err := c.bw.Flush()
+		c.state.Store(stateIdle)
+		return err == nil
+	}
+	return c.await.flushAndAwait() == nil
 }
 
 // startWatch runs when a handler has run for watchDelay: it starts a goroutine that reads the
@@ -981,7 +1001,9 @@ func (w *response) finish() bool {
 	if w.cl >= 0 && w.written < w.cl && !w.noBody {
 		w.closeAfter = true // short body: the client learns it from the closed connection
 	}
-	w.fail(c.bw.Flush())
+	if w.body != nil || w.closeAfter {
+		w.fail(c.bw.Flush())
+	} // else the end of the answer is flushed by flushIdle, which then waits for the next request
 	c.wmu.Unlock()
 	if w.err != nil {
 		return false

@@ -1,0 +1,64 @@
+package h1
+
+import (
+	"bufio"
+	"net"
+	"syscall"
+)
+
+// awaiter writes what a bufio.Writer holds and then waits until the connection has something to read,
+// without the read system call that would only answer "not yet" (EAGAIN) when made right after the
+// write: on a proxy hop that failing read is one system call in five.
+//
+// Go's poller forgets a connection's readiness when a read starts, so a wait begun after the write
+// could miss an answer that arrived in between. The write is therefore made from inside the raw
+// read (syscall.RawConn.Read), after the poller was reset: whatever arrives after the write wakes
+// the wait.
+type awaiter struct {
+	raw   syscall.RawConn
+	bw    *bufio.Writer
+	calls int
+	werr  error
+	step  func(uintptr) bool // a.next, allocated once
+	after func()             // run once the bytes are written, before the wait (may be nil)
+}
+
+// newAwaiter returns an awaiter for nc, or nil when nc gives no raw access (TLS, pipes); after, if
+// not nil, runs each time the bytes are written, before the wait.
+func newAwaiter(nc net.Conn, bw *bufio.Writer, after func()) *awaiter {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	a := &awaiter{raw: raw, bw: bw, after: after}
+	a.step = a.next
+	return a
+}
+
+func (a *awaiter) next(uintptr) bool {
+	a.calls++
+	if a.calls > 1 {
+		return true // woken: readable (or the deadline passed, or the connection closed)
+	}
+	if a.werr = a.bw.Flush(); a.werr != nil {
+		return true
+	}
+	if a.after != nil {
+		a.after()
+	}
+	return false
+}
+
+// flushAndAwait flushes a.bw and waits until the connection is readable, its read deadline passes
+// or it is closed; the read that follows reports which. The error is the write's.
+func (a *awaiter) flushAndAwait() error {
+	a.calls, a.werr = 0, nil
+	if err := a.raw.Read(a.step); err != nil && a.calls == 0 {
+		return err // the wait could not even start (closed): nothing was written
+	}
+	return a.werr
+}
