@@ -1,15 +1,25 @@
-// Package h1 is herd's HTTP/1.1 client for proxying to backends it knows (the router to its nodes,
-// a node to its process apps): keep-alive pools per address, and a request without a body sent and
-// answered on the caller's goroutine. http.Transport hands every request to two goroutines of its own
-// (a writer and a reader); on a proxy hop those two hand-offs cost scheduler wake-ups and a good part
-// of the hop's latency. A request with a body gets one writer goroutine, so that a peer may answer
-// before it has read the whole body.
+// Package h1 is herd's HTTP/1.x on the proxy hops it owns: a client (the router to its nodes, a node
+// to its process apps) and a server (the router's and the node's plain-HTTP front, see Server). Both
+// are built for the hop's per-request cost, which on loopback is mostly system calls and scheduler
+// wake-ups:
+//
+//   - The client keeps keep-alive pools per address and does a round trip without a body on the
+//     caller's goroutine. http.Transport hands every request to two goroutines of its own (a writer
+//     and a reader), and those hand-offs cost wake-ups. A request with a body gets one writer
+//     goroutine, so that a peer may answer before it has read the whole body.
+//   - A request without a body is written from inside a raw read of the connection and the answer
+//     awaited there, so no read is made before the answer can be there; the server does the same for
+//     the next request on a kept-alive connection. A proxied request then costs two reads and two
+//     writes, as it does in HAProxy.
+//   - Heads are parsed in one pass over the read buffer, common header names cost no allocation, and
+//     a body-less GET is written without req.Write's per-request work.
 //
 // Dial failures come back as *DialError (nothing was sent), a node that sends no response headers in
 // time as a timeout error, and cancellation follows the request's context. A request that meets a
 // pooled connection the peer had already closed is sent again once on a fresh connection when that
 // is safe (nothing was written, or an idempotent request with a replayable body got no byte back),
-// as http.Transport does. Only plain-text HTTP/1.1 is spoken: the peers are herd's own backends.
+// as http.Transport does. Only plain-text HTTP/1.x is spoken: the peers are herd's own, and TLS and
+// HTTP/2 to clients stay with net/http.
 package h1
 
 import (
