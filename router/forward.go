@@ -32,6 +32,12 @@ func (r *Router) forward(w http.ResponseWriter, in *http.Request, st *reqState) 
 		r.fail(w, st, &ProxyError{Status: http.StatusBadRequest, Err: fmt.Errorf("client asked to switch to an invalid protocol %q", upType)})
 		return
 	}
+	if upType != "" && out.Body != nil {
+		// A protocol switch with a request body would leave the body's reader and the byte pipe
+		// both reading the client's connection: the request goes on as a plain one (a server may
+		// always decline an upgrade).
+		upType = ""
+	}
 	keepTrailers := hasToken(h["Te"], "trailers")
 	prior := h["X-Forwarded-For"]
 	removeHopByHop(h)

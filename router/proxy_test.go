@@ -419,3 +419,28 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
+
+func TestUpgradeWithBodyGoesAsAPlainRequest(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Upgrade") != "" {
+			w.WriteHeader(http.StatusTeapot) // the router must not ask for the switch
+			return
+		}
+		_, _ = io.WriteString(w, "plain:"+string(b))
+	})
+	n := staticNode(t, "n1", "/ws", app)
+	r := startRouter(t, listen(t), nil, func(o *Options) { o.Settings.Backends = []string{n.Addr()} })
+	req, _ := http.NewRequest(http.MethodPost, r.url+"/ws/x", strings.NewReader("hello"))
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	resp, err := newClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "plain:hello" {
+		t.Fatalf("upgrade request with a body: %d %q", resp.StatusCode, b)
+	}
+}

@@ -13,19 +13,20 @@ import (
 // Go's poller forgets a connection's readiness when a read starts, so a wait begun after the write
 // could miss an answer that arrived in between. The write is therefore made from inside the raw
 // read (syscall.RawConn.Read), after the poller was reset: whatever arrives after the write wakes
-// the wait.
+// the wait. Whatever arrived before the reset and was not read yet is forgotten, though: this is
+// only for a client, whose peer sends nothing before it is asked (a peer that closed the
+// connection meanwhile answers the write with a reset, which wakes the wait). A server cannot use
+// it: a pipelined request or a client's close may arrive while a handler runs.
 type awaiter struct {
 	raw   syscall.RawConn
 	bw    *bufio.Writer
 	calls int
 	werr  error
 	step  func(uintptr) bool // a.next, allocated once
-	after func()             // run once the bytes are written, before the wait (may be nil)
 }
 
-// newAwaiter returns an awaiter for nc, or nil when nc gives no raw access (TLS, pipes); after, if
-// not nil, runs each time the bytes are written, before the wait.
-func newAwaiter(nc net.Conn, bw *bufio.Writer, after func()) *awaiter {
+// newAwaiter returns an awaiter for nc, or nil when nc gives no raw access (TLS, pipes).
+func newAwaiter(nc net.Conn, bw *bufio.Writer) *awaiter {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil
@@ -34,7 +35,7 @@ func newAwaiter(nc net.Conn, bw *bufio.Writer, after func()) *awaiter {
 	if err != nil {
 		return nil
 	}
-	a := &awaiter{raw: raw, bw: bw, after: after}
+	a := &awaiter{raw: raw, bw: bw}
 	a.step = a.next
 	return a
 }
@@ -44,13 +45,8 @@ func (a *awaiter) next(uintptr) bool {
 	if a.calls > 1 {
 		return true // woken: readable (or the deadline passed, or the connection closed)
 	}
-	if a.werr = a.bw.Flush(); a.werr != nil {
-		return true
-	}
-	if a.after != nil {
-		a.after()
-	}
-	return false
+	a.werr = a.bw.Flush()
+	return a.werr != nil
 }
 
 // flushAndAwait flushes a.bw and waits until the connection is readable, its read deadline passes

@@ -197,7 +197,7 @@ func (t *Transport) conn(ctx context.Context, addr string, fresh, check bool) (*
 	c := &h1Conn{t: t, addr: addr, conn: nc}
 	c.br = bufio.NewReaderSize(c, 32<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
-	c.await = newAwaiter(nc, c.bw, nil)
+	c.await = newAwaiter(nc, c.bw)
 	t.mu.Lock()
 	t.activeLocked(addr)[c] = struct{}{}
 	t.mu.Unlock()
@@ -255,7 +255,9 @@ func (t *Transport) put(c *h1Conn) {
 	c.idleAt = t.now()
 	t.mu.Lock()
 	delete(t.active[c.addr], c)
-	if t.closed || len(t.idle[c.addr]) >= t.maxIdle {
+	// Bytes after the end of the answer (a body sent with HEAD, 204 or 304, a wrong Content-Length)
+	// would be read as the next request's answer: such a connection is closed, as net/http does.
+	if t.closed || len(t.idle[c.addr]) >= t.maxIdle || c.br.Buffered() > 0 {
 		t.mu.Unlock()
 		c.close()
 		return
@@ -389,7 +391,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 
 // writeAndAwait sends a request without a body and waits until the answer starts to arrive.
 func (c *h1Conn) writeAndAwait(req *http.Request) error {
-	if c.await == nil {
+	if c.await == nil || c.br.Buffered() > 0 {
 		return c.write(req)
 	}
 	if !writeSimple(c.bw, req) {

@@ -264,3 +264,47 @@ func FuzzReadResponse(f *testing.F) {
 		}
 	})
 }
+
+func TestLeftoverBytesCloseTheConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a broken backend: a HEAD answer followed by bytes nobody asked for
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.Method == http.MethodHead {
+						io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+						continue
+					}
+					io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+				}
+			}()
+		}
+	}()
+	tr := New(Config{DialTimeout: time.Second})
+	defer tr.Close()
+	addr := ln.Addr().String()
+	req, _ := http.NewRequest(http.MethodHead, "http://"+addr+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	time.Sleep(20 * time.Millisecond) // the extra bytes are in
+	if got := get(t, tr, addr, "/"); got != "real" {
+		t.Fatalf("the next request got %q: bytes left over from the previous answer", got)
+	}
+}

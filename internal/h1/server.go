@@ -72,10 +72,15 @@ type Server struct {
 
 // connection states, for Shutdown: an idle connection (waiting for a request) may be closed at once.
 const (
-	stateIdle int32 = iota
-	stateActive
+	stateNew    int32 = iota // accepted, no request yet: closed by Shutdown only once newGrace passed
+	stateIdle                // between requests
+	stateActive              // reading a request or running its handler
 	stateClosed
 )
+
+// newGrace is how long Shutdown lets a new connection send its first request (a client that has just
+// connected may be writing it; net/http waits as long).
+const newGrace = 5 * time.Second
 
 const (
 	watchDelay      = 5 * time.Millisecond // a request runs this long before its connection is watched
@@ -138,7 +143,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		c := &serverConn{srv: s, nc: nc}
+		c := &serverConn{srv: s, nc: nc, created: time.Now()}
 		s.mu.Lock()
 		if s.shutting.Load() {
 			s.mu.Unlock()
@@ -162,7 +167,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		for c := range s.conns {
-			if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			if c.state.CompareAndSwap(stateIdle, stateClosed) ||
+				time.Since(c.created) > newGrace && c.state.CompareAndSwap(stateNew, stateClosed) {
 				_ = c.nc.Close()
 			}
 		}
@@ -217,7 +223,7 @@ type serverConn struct {
 	remote   string
 	tmpl     *http.Request // carries the connection's context into every request
 	hijacked bool
-	await    *awaiter           // flushes a keep-alive answer and waits for the next request (nil: no raw access)
+	created  time.Time
 	deadline bool               // a read deadline is set
 	keys     []string           // scratch for sorting response header names
 	cancel   context.CancelFunc // ends the connection's context (and its requests')
@@ -260,14 +266,13 @@ func (c *serverConn) serve(base context.Context) {
 	c.bw = bufio.NewWriterSize(c.nc, bufSize)
 	c.remote = c.nc.RemoteAddr().String()
 	c.tmpl = (&http.Request{}).WithContext(ctx)
-	c.await = newAwaiter(c.nc, c.bw, func() { c.state.Store(stateIdle) })
 	s := c.srv
 	c.setReadDeadline(s.ReadHeaderTimeout)
 	for {
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		if !c.state.CompareAndSwap(stateIdle, stateActive) && !c.state.CompareAndSwap(stateNew, stateActive) {
 			return // Shutdown closed it
 		}
 		if s.ReadHeaderTimeout > 0 && !headBuffered(c.br) {
@@ -299,21 +304,14 @@ func (c *serverConn) serve(base context.Context) {
 		} else {
 			c.setReadDeadline(s.ReadHeaderTimeout)
 		}
-		if !c.flushIdle() {
+		// Unlike the client, the server cannot wait for the next request from inside a raw read
+		// (see awaiter): a pipelined request or the client's close may already have arrived while
+		// the handler ran, and a raw read would forget that. Peek reads first.
+		if c.bw.Flush() != nil {
 			return
 		}
-	}
-}
-
-// flushIdle sends the end of the last response, marks the connection idle (Shutdown may close it
-// from then on) and, when it can, waits for the next request without a read that could only fail.
-func (c *serverConn) flushIdle() bool {
-	if c.await == nil || c.br.Buffered() > 0 || c.bw.Buffered() == 0 {
-		err := c.bw.Flush()
 		c.state.Store(stateIdle)
-		return err == nil
 	}
-	return c.await.flushAndAwait() == nil
 }
 
 // startWatch runs when a handler has run for watchDelay: it starts a goroutine that reads the
@@ -345,9 +343,10 @@ func (c *serverConn) startWatch() {
 	// Owned by the connection: stopWatch ends it and waits for it.
 	go func() {
 		defer close(done)
-		if _, err := c.br.Peek(1); err != nil && !c.aborting.Load() {
+		var ne net.Error
+		if _, err := c.br.Peek(1); err != nil && !c.aborting.Load() && !(errors.As(err, &ne) && ne.Timeout()) {
 			c.cancel() // the client closed the connection (or it broke): nobody waits for the answer
-		}
+		} // a timeout is a deadline the handler set (ResponseController), not the client leaving
 		// A byte that arrived is the next pipelined request: it stays in the buffer.
 	}()
 }
@@ -388,6 +387,7 @@ func (c *serverConn) setReadDeadline(d time.Duration) {
 // headBuffered reports whether a whole request head is already in br's buffer.
 func headBuffered(br *bufio.Reader) bool {
 	b, _ := br.Peek(br.Buffered())
+	b = bytes.TrimLeft(b, "\r\n") // stray line ends before a request must not pass for its end
 	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
@@ -692,10 +692,13 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	if code < 200 && code != http.StatusSwitchingProtocols {
+		if w.req.ProtoMinor == 0 {
+			return // RFC 9110 15.2: no interim answers to an HTTP/1.0 client
+		}
 		w.c.wmu.Lock()
 		defer w.c.wmu.Unlock()
 		w.writeStatusLine(code)
-		w.writeFields(false)
+		w.writeFields(true) // without framing fields, which an interim answer has none of
 		_, _ = w.c.bw.WriteString("\r\n")
 		w.fail(w.c.bw.Flush())
 		return
@@ -716,8 +719,9 @@ func (w *response) writeStatusLine(code int) {
 	_, _ = bw.WriteString("\r\n")
 }
 
-// writeFields writes the handler's header fields in name order; framing fields are the server's.
-func (w *response) writeFields(final bool) {
+// writeFields writes the handler's header fields in name order; with framing set, Content-Length,
+// Transfer-Encoding, Connection and the announced trailers are left out (the server writes its own).
+func (w *response) writeFields(framing bool) {
 	keys := w.c.keys[:0]
 	for k := range w.h {
 		keys = append(keys, k)
@@ -726,8 +730,8 @@ func (w *response) writeFields(final bool) {
 	w.c.keys = keys
 	bw := w.c.bw
 	for _, k := range keys {
-		if final && (k == "Transfer-Encoding" || k == "Content-Length" || k == "Connection") || !isToken(k) ||
-			strings.HasPrefix(k, http.TrailerPrefix) || final && slices.Contains(w.trailers, k) {
+		if framing && (k == "Transfer-Encoding" || k == "Content-Length" || k == "Connection") || !isToken(k) ||
+			strings.HasPrefix(k, http.TrailerPrefix) || framing && slices.Contains(w.trailers, k) {
 			continue
 		}
 		for _, v := range w.h[k] {
@@ -799,14 +803,15 @@ func (w *response) commit(first []byte) {
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	switch {
+	case code == http.StatusSwitchingProtocols:
+		w.closeAfter = true // unless the handler hijacks, nothing more is HTTP on this connection
+		for _, v := range w.h["Connection"] {
+			_, _ = bw.WriteString("Connection: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(v) + "\r\n")
+		}
 	case w.closeAfter:
 		_, _ = bw.WriteString("Connection: close\r\n")
 	case req.ProtoMinor == 0:
 		_, _ = bw.WriteString("Connection: keep-alive\r\n")
-	case code == http.StatusSwitchingProtocols:
-		for _, v := range w.h["Connection"] {
-			_, _ = bw.WriteString("Connection: " + v + "\r\n")
-		}
 	}
 	_, _ = bw.WriteString("\r\n")
 	if len(w.pending) > 0 {
@@ -972,7 +977,11 @@ func (w *response) sendContinue() {
 		return
 	}
 	_, _ = w.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-	w.fail(w.c.bw.Flush())
+	if w.c.bw.Flush() != nil {
+		// This runs on the body reader's goroutine: the response's error state is the handler's,
+		// so the broken connection is closed and the handler's next write finds out.
+		_ = w.c.nc.Close()
+	}
 }
 
 // finish completes the response after the handler returned; false means the connection must close.
@@ -1003,7 +1012,7 @@ func (w *response) finish() bool {
 	}
 	if w.body != nil || w.closeAfter {
 		w.fail(c.bw.Flush())
-	} // else the end of the answer is flushed by flushIdle, which then waits for the next request
+	} // else serve flushes the end of the answer
 	c.wmu.Unlock()
 	if w.err != nil {
 		return false

@@ -494,3 +494,47 @@ func TestServerResponseTrailers(t *testing.T) {
 		t.Fatalf("body %q, trailer %v, header %v", b, resp.Trailer, resp.Header)
 	}
 }
+
+func TestServerRequestArrivingDuringHandler(t *testing.T) {
+	addr, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond) // shorter than the watch delay: nobody reads meanwhile
+		io.WriteString(w, r.URL.Path)
+	}, func(s *Server) { s.IdleTimeout = 3 * time.Second })
+	c := dialRaw(t, addr)
+	c.send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(500 * time.Microsecond)
+	c.send("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n") // sent before the first answer came
+	_ = c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for _, want := range []string{"/1", "/2"} {
+		if _, body := c.read("GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
+	// A client that half-closes after its request gets its answer and the connection's end at once.
+	c2 := dialRaw(t, addr)
+	c2.send("GET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+	_ = c2.nc.(*net.TCPConn).CloseWrite()
+	start := time.Now()
+	if _, body := c2.read("GET"); body != "/3" {
+		t.Fatalf("half-closed client: %q", body)
+	}
+	if !c2.closed() || time.Since(start) > time.Second {
+		t.Fatalf("half-closed connection ended after %v", time.Since(start))
+	}
+}
+
+func TestServerShutdownServesANewConnectionsFirstRequest(t *testing.T) {
+	addr, srv := serve(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	c := dialRaw(t, addr) // connected, request not written yet
+	time.Sleep(20 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	time.Sleep(20 * time.Millisecond)
+	c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, body := c.read("GET"); body != "ok" || !resp.Close {
+		t.Fatalf("first request on a connection made before Shutdown: %q, close %v", body, resp.Close)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
