@@ -8,8 +8,8 @@
 // and trace fields in, bodies streamed both ways, upgrades piped) through a RoundTripper that selects
 // the node and retries, over herd's own HTTP/1.1 client to the nodes (package internal/h1). Plain
 // HTTP/1.x clients are served by internal/h1's server; with TLS or h2c, net/http's server takes over.
-// In bench/haproxy this makes a proxied request cost two reads and two writes, as in HAProxy, and
-// about 1.35-1.45x HAProxy's CPU. The routing [Table] is rebuilt from membership events (and from the
+// In bench/haproxy a proxied request costs two writes and three reads (HAProxy: two and two) and
+// about 1.4-1.45x HAProxy's CPU. The routing [Table] is rebuilt from membership events (and from the
 // static backends of [Settings]) and swapped atomically; a request works on the snapshot it started
 // with.
 //

@@ -8,9 +8,9 @@
 //     and a reader), and those hand-offs cost wake-ups. A request with a body gets one writer
 //     goroutine, so that a peer may answer before it has read the whole body.
 //   - A request without a body is written from inside a raw read of the connection and the answer
-//     awaited there, so no read is made before the answer can be there; the server does the same for
-//     the next request on a kept-alive connection. A proxied request then costs two reads and two
-//     writes, as it does in HAProxy.
+//     awaited there, so no read is made before the answer can be there (see awaiter). A proxied
+//     request then costs two writes and three reads, one of which finds nothing (the server's look
+//     for the next request on a kept-alive connection, which it cannot skip safely).
 //   - Heads are parsed in one pass over the read buffer, common header names cost no allocation, and
 //     a body-less GET is written without req.Write's per-request work.
 //
