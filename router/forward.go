@@ -17,12 +17,18 @@ import (
 // A protocol upgrade (101) turns the request into a two-way byte pipe between client and node.
 //
 // It does what httputil.ReverseProxy did here, with less per request: the client's request is
-// consumed by this one proxy, so its header map is edited in place instead of cloned, and the
-// node's header map is handed to the client's response as it is.
+// consumed by this one proxy, so it is edited in place instead of cloned, and the node's header
+// values go to the client's response without being copied.
 func (r *Router) forward(w http.ResponseWriter, in *http.Request, st *reqState) {
-	out := in.WithContext(context.WithValue(in.Context(), stateKey{}, st))
-	u := *in.URL
-	out.URL, out.Close, out.RequestURI = &u, false, ""
+	out := in // the client's request is this proxy's alone: it is edited in place
+	if in.Close {
+		// The client closes after this request, the node's connection stays open. The server
+		// may still read in.Close, so that one request is copied.
+		c := *in
+		c.Close = false
+		out = &c
+	}
+	u := out.URL
 	if in.ContentLength == 0 {
 		out.Body = nil // nothing to send, nothing to replay
 	}
@@ -57,18 +63,18 @@ func (r *Router) forward(w http.ResponseWriter, in *http.Request, st *reqState) 
 		h["User-Agent"] = []string{""} // no client's agent: the node sees none, not the router's
 	}
 
-	res, err := roundTripper{r}.RoundTrip(out)
+	res, err := roundTripper{r}.roundTrip(st, out)
 	if err != nil {
 		r.fail(w, st, err)
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		r.modifyResponse(res)
+		r.modifyResponse(st, res)
 		r.upgrade(w, out, res, st, upType)
 		return
 	}
 	removeHopByHop(res.Header)
-	r.modifyResponse(res)
+	r.modifyResponse(st, res)
 	dst := w.Header()
 	for k, vv := range res.Header {
 		dst[k] = vv

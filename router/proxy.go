@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// reqState is the router's per-request state, reached through stateFrom from the proxy's hooks and
-// the round tripper. ServeHTTP installs it before anything else runs.
+// reqState is the router's per-request state, made by ServeHTTP and handed to forward, the round
+// tripper and the response hooks.
 type reqState struct {
 	id       string
 	trace    traceCtx
@@ -41,12 +41,6 @@ func (st *reqState) setHeader(h http.Header, key, v string) {
 	h[key] = st.vals[st.nv : st.nv+1 : st.nv+1]
 	st.nv++
 }
-
-type stateKey struct{}
-
-// stateFrom returns the request's state. Only the router's own hooks call it, always on a request
-// that went through ServeHTTP.
-func stateFrom(ctx context.Context) *reqState { return ctx.Value(stateKey{}).(*reqState) }
 
 // ServeHTTP routes one request: it reads the session cookie, the pin header and the trace headers,
 // limits the body, and hands the request to the reverse proxy, whose round tripper selects the node
@@ -130,8 +124,7 @@ func (r *Router) rewrite(in, out *http.Request, st *reqState, prior []string) {
 
 // modifyResponse records the outcome of the node's answer and learns from the session cookie the
 // node set (the route of a static backend, the app version of a new session).
-func (r *Router) modifyResponse(res *http.Response) {
-	st := stateFrom(res.Request.Context())
+func (r *Router) modifyResponse(st *reqState, res *http.Response) {
 	st.status = res.StatusCode
 	st.header = r.now().Sub(st.start)
 	st.setHeader(res.Header, hdrRequestID, st.id)

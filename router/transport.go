@@ -28,9 +28,8 @@ type runtime struct {
 // the package doc for the rule).
 type roundTripper struct{ r *Router }
 
-// RoundTrip implements http.RoundTripper for the reverse proxy's outgoing request.
-func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	st := stateFrom(req.Context())
+// roundTrip sends the outgoing request of st to a node, retrying on others as the rule allows.
+func (t roundTripper) roundTrip(st *reqState, req *http.Request) (*http.Response, error) {
 	run := t.r.run.Load()
 	body := newReplayBody(req.Body)
 	log := t.r.log

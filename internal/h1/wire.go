@@ -48,10 +48,21 @@ func readLine(br *bufio.Reader, budget *int, scratch *[]byte) ([]byte, error) {
 
 // readFields reads header fields up to the empty line into h. Obsolete line folding is refused,
 // unless fold is set (responses: the continuation joins the previous value with a space, as RFC 9112
-// 5.2 lets a recipient do). Single-valued fields share one backing array.
+// 5.2 lets a recipient do). When the whole field section is already buffered (the usual case) it is
+// turned into one string and every value is a piece of it; otherwise each line costs a string.
+// Single-valued fields share one backing array.
 func readFields(br *bufio.Reader, budget *int, scratch *[]byte, h http.Header, fold bool) error {
-	vals := make([]string, 0, 12)
-	var last string // key of the previous field, for a folded continuation
+	f := fieldSet{h: h, vals: make([]string, 0, 12), fold: fold}
+	if block, ok := bufferedSection(br, budget); ok {
+		for block != "" {
+			line, rest, _ := strings.Cut(block, "\n")
+			block = rest
+			if err := f.add(strings.TrimSuffix(line, "\r")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for {
 		line, err := readLine(br, budget, scratch)
 		if err != nil {
@@ -60,35 +71,76 @@ func readFields(br *bufio.Reader, budget *int, scratch *[]byte, h http.Header, f
 		if len(line) == 0 {
 			return nil
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			vv := h[last]
-			if !fold || len(vv) == 0 {
-				return badRequest("obsolete line folding in the head")
-			}
-			if value := trimOWS(line); validValue(value) {
-				vv[len(vv)-1] += " " + string(value)
-				continue
-			}
-			return badRequest("invalid character in header %q", truncate(last))
+		if err := f.add(string(line)); err != nil {
+			return err
 		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 || !isToken(line[:i]) {
-			return badRequest("malformed header line %q", truncate(string(line)))
-		}
-		value := trimOWS(line[i+1:])
-		if !validValue(value) {
-			return badRequest("invalid character in header %q", truncate(string(line[:i])))
-		}
-		key := canonicalKey(line[:i])
-		last = key
-		v := string(value)
-		if prior, ok := h[key]; ok || len(vals) == cap(vals) {
-			h[key] = append(prior, v)
-			continue
-		}
-		vals = append(vals, v)
-		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
+}
+
+// bufferedSection returns the field section (without the empty line that ends it) when it is
+// already in br's buffer and within *budget, and consumes it from br.
+func bufferedSection(br *bufio.Reader, budget *int) (string, bool) {
+	buf, _ := br.Peek(br.Buffered())
+	for pos := 0; ; {
+		i := bytes.IndexByte(buf[pos:], '\n')
+		if i < 0 {
+			return "", false
+		}
+		line := buf[pos : pos+i]
+		next := pos + i + 1
+		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+			if next > *budget {
+				return "", false // too large: the line-by-line path reports it
+			}
+			*budget -= next
+			block := string(buf[:pos])
+			_, _ = br.Discard(next)
+			return block, true
+		}
+		pos = next
+	}
+}
+
+// fieldSet collects header fields into h.
+type fieldSet struct {
+	h    http.Header
+	vals []string
+	last string // key of the previous field, for a folded continuation
+	fold bool
+}
+
+// add checks one field line (without its line end) and adds it.
+func (f *fieldSet) add(line string) error {
+	h := f.h
+	if line[0] == ' ' || line[0] == '\t' {
+		vv := h[f.last]
+		if !f.fold || len(vv) == 0 {
+			return badRequest("obsolete line folding in the head")
+		}
+		if value := trimOWS(line); validValue(value) {
+			vv[len(vv)-1] += " " + value
+			return nil
+		}
+		return badRequest("invalid character in header %q", truncate(f.last))
+	}
+	i := strings.IndexByte(line, ':')
+	if i <= 0 || !isToken(line[:i]) {
+		return badRequest("malformed header line %q", truncate(line))
+	}
+	v := trimOWS(line[i+1:])
+	if !validValue(v) {
+		return badRequest("invalid character in header %q", truncate(line[:i]))
+	}
+	key := canonicalKey(line[:i])
+	f.last = key
+	if prior, ok := h[key]; ok || len(f.vals) == cap(f.vals) {
+		h[key] = append(prior, v)
+		return nil
+	}
+	f.vals = append(f.vals, v)
+	n := len(f.vals)
+	h[key] = f.vals[n-1 : n : n]
+	return nil
 }
 
 // readResponse reads a response head for req from br and sets up its body, like http.ReadResponse
@@ -340,9 +392,9 @@ var tokenChar = func() (t [256]bool) {
 }()
 
 // validValue reports whether a field value has no control characters other than horizontal tab.
-func validValue(v []byte) bool {
-	for _, b := range v {
-		if (b < ' ' && b != '\t') || b == 0x7f {
+func validValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
 			return false
 		}
 	}
@@ -360,7 +412,7 @@ func validHost(h string) bool {
 	return true
 }
 
-func trimOWS(b []byte) []byte {
+func trimOWS(b string) string {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -397,9 +449,9 @@ var commonKeys = func() map[string]string {
 }()
 
 // canonicalKey returns the canonical form of a header name (already checked to be a token).
-func canonicalKey(name []byte) string {
-	if k, ok := commonKeys[string(name)]; ok { // no allocation: the conversion is only looked up
+func canonicalKey(name string) string {
+	if k, ok := commonKeys[name]; ok {
 		return k
 	}
-	return textproto.CanonicalMIMEHeaderKey(string(name))
+	return textproto.CanonicalMIMEHeaderKey(name) // name itself when it is canonical already
 }
