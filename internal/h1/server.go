@@ -87,6 +87,7 @@ const (
 	bufSize         = 4 << 10              // read and write buffers per connection
 	maxPending      = 4 << 10              // response bytes held back to send a Content-Length
 	maxDrain        = 256 << 10            // unread request body discarded to keep a connection
+	drainTimeout    = 5 * time.Second      // for the unread rest of a request body
 	maxTrailerBytes = 16 << 10             // trailer section of a chunked request body
 )
 
@@ -653,6 +654,9 @@ func (b *reqBody) drain() bool {
 		return false
 	}
 	b.closed = true
+	// A client that stops sending halfway must not hold the connection: the rest has a few seconds.
+	_ = b.c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	b.c.deadline = true
 	n, err := io.CopyN(io.Discard, readerFunc(b.read), maxDrain+1)
 	return err == io.EOF && n <= maxDrain
 }

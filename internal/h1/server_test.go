@@ -538,3 +538,17 @@ func TestServerShutdownServesANewConnectionsFirstRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestServerUnreadBodyOfAStalledClient(t *testing.T) {
+	addr, _ := serve(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "early") })
+	c := dialRaw(t, addr)
+	c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nonly part of it")
+	start := time.Now()
+	resp, body := c.read("POST") // the answer comes once the server gave up waiting for the rest
+	if body != "early" || !resp.Close {
+		t.Fatalf("%q, close %v", body, resp.Close)
+	}
+	if !c.closed() || time.Since(start) > 8*time.Second {
+		t.Fatalf("a stalled body held the connection for %v", time.Since(start))
+	}
+}
