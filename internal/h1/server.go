@@ -50,9 +50,11 @@ import (
 type Server struct {
 	// Handler answers every request.
 	Handler http.Handler
-	// ReadHeaderTimeout bounds the reading of a request head, from its first byte (0: none).
+	// ReadHeaderTimeout bounds the reading of a request head from its first byte, and the wait for
+	// a new connection's first request (0: none).
 	ReadHeaderTimeout time.Duration
-	// IdleTimeout bounds the wait for the next request on a kept-alive connection (0: none).
+	// IdleTimeout bounds the wait for the next request on a kept-alive connection (0:
+	// ReadHeaderTimeout).
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request head, request line included (0: 1 MiB). Larger heads get 431.
 	MaxHeaderBytes int
