@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/herdproject/herd/internal/h1"
 	"github.com/herdproject/herd/session"
 	"github.com/herdproject/herd/supervisor"
 )
@@ -91,8 +91,17 @@ func TestProcessProxyStreamsAndUpgrades(t *testing.T) {
 	}
 	tr := newAppTransport()
 	defer tr.Close()
-	front := httptest.NewServer(sm.Handler("t##1", "/t", newProcessApp("t##1", proc, tr, nil, log)))
-	defer front.Close()
+	// The front is the node's own HTTP server, as in a node.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frontSrv := &h1.Server{Handler: sm.Handler("t##1", "/t", newProcessApp("t##1", proc, tr, nil, log)),
+		ReadHeaderTimeout: 10 * time.Second, SniffContentType: true}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = frontSrv.Serve(ln) }()
+	defer func() { _ = frontSrv.Close(); <-served }()
+	front := struct{ URL string }{"http://" + ln.Addr().String()}
 	c := &http.Client{Timeout: time.Minute} // a stalled proxy fails the test instead of hanging it
 
 	// Streaming response: the first line arrives while the app still holds the rest back.
@@ -164,7 +173,7 @@ func TestProcessProxyStreamsAndUpgrades(t *testing.T) {
 	}
 
 	// Upgrade: after 101 the connection carries bytes both ways.
-	conn, err := net.Dial("tcp", front.Listener.Addr().String())
+	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

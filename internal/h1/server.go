@@ -433,8 +433,10 @@ func (c *serverConn) closeWriteAndWait() {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
+	// Whatever the client still sends is read and dropped for half a second (a client writing a big
+	// upload stops once it reads the answer), then the connection is closed.
 	_ = c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	_, _ = io.CopyN(io.Discard, c.nc, maxDrain)
+	_, _ = io.Copy(io.Discard, c.nc)
 }
 
 // readRequest reads and checks one request head and prepares its body and response.
