@@ -536,7 +536,7 @@ func (c *serverConn) framing(req *http.Request, w *response) error {
 		}
 		delete(h, "Transfer-Encoding")
 		req.TransferEncoding, req.ContentLength = []string{"chunked"}, -1
-		w.body = &reqBody{c: c, w: w, chunked: true, r: httputil.NewChunkedReader(c.br)}
+		w.body = &reqBody{framedBody: framedBody{br: c.br, chunk: httputil.NewChunkedReader(c.br)}, c: c, w: w}
 		req.Body = w.body
 	case len(cl) > 0:
 		for _, v := range cl[1:] {
@@ -553,7 +553,7 @@ func (c *serverConn) framing(req *http.Request, w *response) error {
 		}
 		req.ContentLength = int64(n)
 		if n > 0 {
-			w.body = &reqBody{c: c, w: w, left: int64(n)}
+			w.body = &reqBody{framedBody: framedBody{br: c.br, left: int64(n)}, c: c, w: w}
 			req.Body = w.body
 		}
 	}
@@ -577,18 +577,15 @@ func closeRequested(minor int, conn []string) bool {
 	return closing || (minor == 0 && !keepAlive)
 }
 
-// reqBody is a request body read from the connection: Content-Length bytes or chunked.
+// reqBody is a request body read from the connection: Content-Length bytes or chunked (its
+// trailer is dropped).
 type reqBody struct {
-	c       *serverConn
-	w       *response
-	mu      sync.Mutex // a proxy may read the body on another goroutine while the handler writes
-	chunked bool
-	r       io.Reader // chunked decoder
-	left    int64     // bytes left, when not chunked
-	cont    bool      // send 100 Continue before the first read
-	eof     bool
-	closed  bool
-	err     error
+	framedBody
+	c      *serverConn
+	w      *response
+	mu     sync.Mutex // a proxy may read the body on another goroutine while the handler writes
+	cont   bool       // send 100 Continue before the first read
+	closed bool
 }
 
 var errBodyClosed = errors.New("http: read on closed request body")
@@ -596,44 +593,14 @@ var errBodyClosed = errors.New("http: read on closed request body")
 func (b *reqBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch {
-	case b.closed:
+	if b.closed {
 		return 0, errBodyClosed
-	case b.err != nil:
-		return 0, b.err
-	case b.eof:
-		return 0, io.EOF
 	}
-	if b.cont {
+	if b.cont && b.err == nil && !b.eof {
 		b.cont = false
 		b.w.sendContinue()
 	}
-	n, err := b.read(p)
-	if err == io.EOF {
-		b.eof = true
-	} else if err != nil {
-		b.err = err
-	}
-	return n, err
-}
-
-func (b *reqBody) read(p []byte) (int, error) {
-	if b.chunked {
-		n, err := b.r.Read(p)
-		if err == io.EOF {
-			if terr := b.readTrailer(); terr != nil {
-				return n, terr
-			}
-		}
-		return n, err
-	}
-	return readLength(b.c.br, p, &b.left)
-}
-
-// readTrailer consumes the trailer section after the last chunk (its fields are dropped).
-func (b *reqBody) readTrailer() error {
-	_, err := readTrailer(b.c.br)
-	return err
+	return b.next(p)
 }
 
 // Close stops further reads; the server discards what is left when the response is done.

@@ -248,32 +248,32 @@ func responseFraming(br *bufio.Reader, req *http.Request, resp *http.Response) e
 	switch {
 	case chunked:
 		resp.ContentLength = -1
-		resp.Body = &respBody{br: br, r: httputil.NewChunkedReader(br), resp: resp, chunked: true}
+		resp.Body = &respBody{framedBody{br: br, chunk: httputil.NewChunkedReader(br), resp: resp}}
 	case length == 0:
 		resp.ContentLength, resp.Body = 0, http.NoBody
 	case length > 0:
 		resp.ContentLength = length
-		resp.Body = &respBody{br: br, left: length}
+		resp.Body = &respBody{framedBody{br: br, left: length}}
 	default: // the body ends when the connection does
 		resp.ContentLength, resp.Close = -1, true
-		resp.Body = &respBody{br: br, left: -1}
+		resp.Body = &respBody{framedBody{br: br, left: -1}}
 	}
 	return nil
 }
 
-// respBody is a response body read from a connection: Content-Length bytes, chunked, or up to EOF
-// (left < 0).
-type respBody struct {
-	br      *bufio.Reader
-	r       io.Reader // chunked decoder
-	resp    *http.Response
-	chunked bool
-	left    int64
-	eof     bool
-	err     error
+// framedBody is a message body read from a connection, request or response: chunked (chunk is its
+// decoder), Content-Length bytes, or up to EOF (left < 0).
+type framedBody struct {
+	br    *bufio.Reader
+	chunk io.Reader      // chunked decoder; nil when the body has a length or ends at EOF
+	left  int64          // bytes left, when not chunked; < 0: until EOF
+	resp  *http.Response // gets the trailer of a chunked response (nil: a request's is dropped)
+	eof   bool
+	err   error // sticky
 }
 
-func (b *respBody) Read(p []byte) (int, error) {
+// next reads the next bytes, remembering the end or the first error.
+func (b *framedBody) next(p []byte) (int, error) {
 	switch {
 	case b.err != nil:
 		return 0, b.err
@@ -289,10 +289,11 @@ func (b *respBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *respBody) read(p []byte) (int, error) {
+// read reads by the body's framing; at the last chunk it consumes the trailer section.
+func (b *framedBody) read(p []byte) (int, error) {
 	switch {
-	case b.chunked:
-		n, err := b.r.Read(p)
+	case b.chunk != nil:
+		n, err := b.chunk.Read(p)
 		if err == io.EOF {
 			if terr := b.readTrailer(); terr != nil {
 				return n, terr
@@ -304,6 +305,26 @@ func (b *respBody) read(p []byte) (int, error) {
 	}
 	return readLength(b.br, p, &b.left)
 }
+
+// readTrailer reads the trailer section after the last chunk, into resp.Trailer for a response.
+func (b *framedBody) readTrailer() error {
+	t, err := readTrailer(b.br)
+	if err != nil || b.resp == nil || len(t) == 0 {
+		return err
+	}
+	if b.resp.Trailer == nil {
+		b.resp.Trailer = http.Header{}
+	}
+	for k, vv := range t {
+		b.resp.Trailer[k] = vv
+	}
+	return nil
+}
+
+// respBody is a response body; reading it to its end is the caller's way to keep the connection.
+type respBody struct{ framedBody }
+
+func (b *respBody) Read(p []byte) (int, error) { return b.next(p) }
 
 // readLength reads from a body of *left more bytes: io.EOF once they are read, and
 // io.ErrUnexpectedEOF when the connection ends before.
@@ -337,23 +358,6 @@ func readTrailer(br *bufio.Reader) (http.Header, error) {
 		return nil, fmt.Errorf("reading the trailer: %w", err)
 	}
 	return t, nil
-}
-
-// readTrailer reads the trailer section after the last chunk into resp.Trailer.
-func (b *respBody) readTrailer() error {
-	t, err := readTrailer(b.br)
-	if err != nil {
-		return err
-	}
-	if len(t) > 0 {
-		if b.resp.Trailer == nil {
-			b.resp.Trailer = http.Header{}
-		}
-		for k, vv := range t {
-			b.resp.Trailer[k] = vv
-		}
-	}
-	return nil
 }
 
 // Close ends the body; the caller decides whether the connection can be reused (it reads to EOF
