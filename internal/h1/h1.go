@@ -445,7 +445,7 @@ func writeSimple(bw *bufio.Writer, req *http.Request) bool {
 			return
 		}
 		if strings.ContainsAny(v, "\r\n") {
-			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			v = newlineToSpace.Replace(v)
 		}
 		v = textproto.TrimString(v)
 		_, _ = bw.WriteString(k)

@@ -713,7 +713,7 @@ func (w *response) writeFields(framing bool) {
 			_, _ = bw.WriteString(k)
 			_, _ = bw.WriteString(": ")
 			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+				v = newlineToSpace.Replace(v)
 			}
 			_, _ = bw.WriteString(v)
 			_, _ = bw.WriteString("\r\n")
@@ -781,7 +781,7 @@ func (w *response) commit(first []byte) {
 	case code == http.StatusSwitchingProtocols:
 		w.closeAfter = true // unless the handler hijacks, nothing more is HTTP on this connection
 		for _, v := range w.h["Connection"] {
-			_, _ = bw.WriteString("Connection: " + strings.NewReplacer("\r", " ", "\n", " ").Replace(v) + "\r\n")
+			_, _ = bw.WriteString("Connection: " + newlineToSpace.Replace(v) + "\r\n")
 		}
 	case w.closeAfter:
 		_, _ = bw.WriteString("Connection: close\r\n")
@@ -880,7 +880,7 @@ func (w *response) writeTrailers() {
 			return
 		}
 		for _, v := range vv {
-			_, _ = bw.WriteString(k + ": " + strings.NewReplacer("\r", " ", "\n", " ").Replace(v) + "\r\n")
+			_, _ = bw.WriteString(k + ": " + newlineToSpace.Replace(v) + "\r\n")
 		}
 	}
 	for _, k := range w.trailers {

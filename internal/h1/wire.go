@@ -189,6 +189,9 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// newlineToSpace keeps a header value written by herd on its one line.
+var newlineToSpace = strings.NewReplacer("\r", " ", "\n", " ")
+
 // maxResponseHead bounds a response's status line and header fields.
 const maxResponseHead = 1 << 20
 
