@@ -112,15 +112,6 @@ func (c *conn) write(kind byte, typ uint16, id uint64, body []byte) error {
 	return nil
 }
 
-// request sends a request frame and waits for its reply.
-func (c *conn) request(ctx context.Context, msg Message) ([]byte, error) {
-	id, ch, err := c.start(msg)
-	if err != nil {
-		return nil, err
-	}
-	return c.wait(ctx, msg.Type, id, ch)
-}
-
 // start registers a request and writes its frame; wait collects the reply.
 func (c *conn) start(msg Message) (uint64, chan frame, error) {
 	ch := make(chan frame, 1)

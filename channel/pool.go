@@ -220,33 +220,9 @@ func (ch *Channel) Send(ctx context.Context, addr string, msg Message) error {
 // at most AckTimeout (dial included) or until ctx ends. A handler error
 // comes back as *RemoteError; no reply in time as ErrAckTimeout.
 func (ch *Channel) Request(ctx context.Context, addr string, msg Message) ([]byte, error) {
-	if err := ch.checkBody(msg); err != nil {
-		return nil, err
-	}
-	p, err := ch.pool(addr)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeoutCause(ctx, ch.cfg.AckTimeout, ErrAckTimeout)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
-		c, err := p.get(ctx, false)
-		if err != nil {
-			return nil, fmt.Errorf("channel: request type %d: %w", msg.Type, err)
-		}
-		reply, err := c.request(ctx, msg)
-		c.inflight.Add(-1)
-		if err == nil {
-			return reply, nil
-		}
-		var remote *RemoteError
-		if errors.As(err, &remote) {
-			return nil, err
-		}
-		if attempt > 0 || !errors.Is(err, errNotSent) {
-			return nil, fmt.Errorf("channel: request type %d to %s: %w", msg.Type, addr, err)
-		}
-	}
+	return ch.Go(ctx, addr, msg).Wait(ctx)
 }
 
 // Call is a request written to a peer whose reply has not been collected yet (see Go).
