@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,98 +22,190 @@ var (
 	transferN   = flag.Int("herd.sessions", 100000, "sessions moved by BenchmarkStateTransfer")
 	benchPool   = flag.Int("herd.pool", 8, "poolSize in BenchmarkReplicationModes")
 	benchModes  = flag.String("herd.modes", "off,async,sync,pooled", "modes BenchmarkReplicationModes runs (off first for the ratios)")
+	benchMgr    = flag.String("herd.manager", ManagerDelta, "manager of BenchmarkReplicationModes: delta or backup (one backup)")
+	benchProcs  = flag.Bool("herd.procs", false, "run each node of BenchmarkReplicationModes as its own process (false: all in the benchmark's process)")
+	benchRounds = flag.Int("herd.rounds", 3, "interleaved rounds of BenchmarkReplicationModes (medians are printed)")
 )
 
 // BenchmarkReplicationModes measures a session-updating request (1 KiB of attributes rewritten each
 // time) on a 3-node in-process cluster, clients spread over the nodes, with replication off and in
-// each mode, and prints the ratios to "off" measured in this one run, plus channel bytes per update.
+// each mode, and prints the ratios to "off" plus channel bytes per update. The modes run in
+// -herd.rounds interleaved rounds (a fresh cluster each time) and the medians are printed: a shared
+// machine drifts by tens of percent between seconds, and a ratio is only worth something when both
+// of its sides saw the same machine.
 // Run: go test -run '^$' -bench ReplicationModes -benchtime 1x ./replication [-args -herd.load=5s]
 func BenchmarkReplicationModes(b *testing.B) {
-	type row struct {
-		mode  string
-		res   loadgen.Result
-		bytes float64 // channel bytes (both directions, all members) per update
-		body  float64 // replication message bytes per change sent to one peer
-		batch float64 // changes per message
-		wait  float64 // mean wait for the peers' acks of a sync change, µs
+	type row = modeRow
+	modes := strings.Split(*benchModes, ",")
+	rows := map[string][]row{}
+	for range max(*benchRounds, 1) {
+		var base float64
+		for i, mode := range modes {
+			r := runMode(b, mode)
+			if i == 0 {
+				base = r.res.PerSecond
+			}
+			r.ratio = r.res.PerSecond / base
+			rows[mode] = append(rows[mode], r)
+		}
 	}
-	var rows []row
-	for _, mode := range strings.Split(*benchModes, ",") {
-		o := clusterOpts{off: mode == "off", pad: 1024, cfg: func(c *Config) { c.Mode, c.PoolSize = mode, *benchPool }}
-		nodes := startCluster(b, 3, o)
-		res, err := loadgen.Run(context.Background(), loadgen.Options{
-			Concurrency: *loadClients, Duration: *loadTime, Warmup: 3, Cookies: true,
-			NewRequest: func(c int) (*http.Request, error) {
-				return http.NewRequest(http.MethodGet, nodes[c%3].srv.URL+"/inc", nil)
-			},
-			Check: func(resp *http.Response, _ []byte) error {
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("status %d", resp.StatusCode)
-				}
-				return nil
-			},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if res.Failures > 0 {
-			b.Fatalf("%s: %d failures, first %v", mode, res.Failures, res.FirstErr)
-		}
-		r := row{mode: mode, res: res}
-		if !o.off {
-			// let async queues drain before counting
-			waitFor(b, 10*time.Second, "queues drained", func() bool {
-				for _, n := range nodes {
-					for _, p := range n.rep.Stats().Peers {
-						if p.Queue > 0 {
-							return false
-						}
-					}
-				}
-				return true
-			})
-			var wire, body, sent, msgs uint64
-			var waits, waitMs float64
-			for _, n := range nodes {
-				st := n.rep.Stats()
-				waits += float64(st.SyncWaits)
-				waitMs += st.SyncAvgMs * float64(st.SyncWaits)
-				for _, p := range n.ch.Stats().Peers {
-					wire += p.SentBytes
-				}
-				for _, p := range n.rep.Stats().Peers {
-					body += p.Bytes
-					sent += p.Sent
-					msgs += p.Messages
-				}
+	var sb strings.Builder
+	where := "one process"
+	if *benchProcs {
+		where = "a process each"
+	}
+	fmt.Fprintf(&sb, "\n3 nodes (%s), %s manager, %d clients, 1 KiB session update per request, %s per mode, medians of %d interleaved rounds\n",
+		where, *benchMgr, *loadClients, *loadTime, max(*benchRounds, 1))
+	fmt.Fprintf(&sb, "%-7s %9s %7s %9s %9s %8s %12s %12s %11s %9s   %s\n", "mode", "req/s", "ratio", "p50", "p99", "p99/off",
+		"wire B/upd", "msg B/change", "changes/msg", "ack wait", "ratio per round")
+	off := rows[modes[0]]
+	for _, mode := range modes {
+		rs := rows[mode]
+		med := func(f func(i int, r row) float64) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = f(i, r)
 			}
-			if waits > 0 {
-				r.wait = waitMs / waits * 1000
-			}
-			updates := float64(res.Requests + 3**loadClients)
-			r.bytes = float64(wire) / updates
-			if sent > 0 {
-				r.body = float64(body) / float64(sent)
-				r.batch = float64(sent) / float64(msgs)
-			}
+			slices.Sort(v)
+			return v[len(v)/2]
 		}
+		ratio := med(func(_ int, r row) float64 { return r.ratio })
+		perSec := med(func(_ int, r row) float64 { return r.res.PerSecond })
+		p50 := time.Duration(med(func(_ int, r row) float64 { return float64(r.res.P50) }))
+		p99 := time.Duration(med(func(_ int, r row) float64 { return float64(r.res.P99) }))
+		p99off := med(func(i int, r row) float64 { return float64(r.res.P99) / float64(off[i].res.P99) })
+		var each []string
+		for _, r := range rs {
+			each = append(each, fmt.Sprintf("%.2f", r.ratio))
+		}
+		fmt.Fprintf(&sb, "%-7s %9.0f %6.2fx %9v %9v %7.2fx %12.0f %12.0f %11.1f %7.0fµs   %s\n", mode, perSec, ratio,
+			p50.Round(time.Microsecond), p99.Round(time.Microsecond), p99off,
+			med(func(_ int, r row) float64 { return r.bytes }), med(func(_ int, r row) float64 { return r.body }),
+			med(func(_ int, r row) float64 { return r.batch }), med(func(_ int, r row) float64 { return r.wait }),
+			strings.Join(each, " "))
+		b.ReportMetric(perSec, mode+"_req/s")
+		b.ReportMetric(ratio, mode+"_ratio")
+	}
+	b.Log(sb.String())
+}
+
+// modeRow is one mode's figures in one round.
+type modeRow struct {
+	res   loadgen.Result
+	ratio float64 // req/s against "off" in the same round
+	bytes float64 // channel bytes (both directions, all members) per update
+	body  float64 // replication message bytes per change sent to one peer
+	batch float64 // changes per message
+	wait  float64 // mean wait for the peers' acks of a sync change, µs
+}
+
+// runMode starts a fresh 3-node cluster in the given mode ("off": no replicator), loads it for
+// -herd.load and returns the figures; the cluster is stopped before it returns.
+func runMode(b *testing.B, mode string) (r modeRow) {
+	if *benchProcs {
+		return runModeProcs(b, mode)
+	}
+	o := benchOpts(mode, *benchPool)
+	nodes := startCluster(b, 3, o)
+	defer func() {
 		for _, n := range nodes {
 			n.stop()
 		}
-		rows = append(rows, r)
+	}()
+	urls := make([]string, len(nodes))
+	for i, n := range nodes {
+		urls[i] = n.srv.URL
 	}
-	base := rows[0].res
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n3 nodes, %d clients, 1 KiB session update per request, %s per mode\n", *loadClients, *loadTime)
-	fmt.Fprintf(&sb, "%-7s %9s %7s %9s %9s %8s %12s %12s %11s %9s\n", "mode", "req/s", "ratio", "p50", "p99", "p99/off", "wire B/upd", "msg B/change", "changes/msg", "ack wait")
-	for _, r := range rows {
-		fmt.Fprintf(&sb, "%-7s %9.0f %6.2fx %9v %9v %7.2fx %12.0f %12.0f %11.1f %7.0fµs\n", r.mode, r.res.PerSecond,
-			r.res.PerSecond/base.PerSecond, r.res.P50.Round(time.Microsecond), r.res.P99.Round(time.Microsecond),
-			float64(r.res.P99)/float64(base.P99), r.bytes, r.body, r.batch, r.wait)
-		b.ReportMetric(r.res.PerSecond, r.mode+"_req/s")
-		b.ReportMetric(r.res.PerSecond/base.PerSecond, r.mode+"_ratio")
+	res := runLoad(b, mode, urls)
+	r.res = res
+	if o.off {
+		return r
 	}
-	b.Log(sb.String())
+	var st benchStats
+	for _, n := range nodes {
+		st.add(nodeStats(n))
+	}
+	st.fill(&r)
+	return r
+}
+
+// benchOpts are the cluster options of a benchmark mode ("off": no replicator).
+func benchOpts(mode string, pool int) clusterOpts {
+	return clusterOpts{off: mode == "off", pad: 1024, cfg: func(c *Config) { c.Mode, c.PoolSize, c.Manager = mode, pool, *benchMgr }}
+}
+
+// runLoad runs the benchmark's clients against the nodes' base URLs.
+func runLoad(b *testing.B, mode string, urls []string) loadgen.Result {
+	res, err := loadgen.Run(context.Background(), loadgen.Options{
+		Concurrency: *loadClients, Duration: *loadTime, Warmup: 3, Cookies: true,
+		NewRequest: func(c int) (*http.Request, error) {
+			return http.NewRequest(http.MethodGet, urls[c%len(urls)]+"/inc", nil)
+		},
+		Check: func(resp *http.Response, _ []byte) error {
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Failures > 0 {
+		b.Fatalf("%s: %d failures, first %v", mode, res.Failures, res.FirstErr)
+	}
+	return res
+}
+
+// benchStats are one or more nodes' replication counters after a load.
+type benchStats struct {
+	Wire, Body, Sent, Msgs uint64  // channel bytes sent; message bytes, changes and messages to peers
+	Waits, WaitMs          float64 // sync changes that waited for acks, and their total wait
+}
+
+func (s *benchStats) add(o benchStats) {
+	s.Wire, s.Body, s.Sent, s.Msgs = s.Wire+o.Wire, s.Body+o.Body, s.Sent+o.Sent, s.Msgs+o.Msgs
+	s.Waits, s.WaitMs = s.Waits+o.Waits, s.WaitMs+o.WaitMs
+}
+
+// fill sets r's per-update figures (r.res must be set).
+func (s benchStats) fill(r *modeRow) {
+	if s.Waits > 0 {
+		r.wait = s.WaitMs / s.Waits * 1000
+	}
+	r.bytes = float64(s.Wire) / float64(r.res.Requests+3**loadClients)
+	if s.Sent > 0 {
+		r.body = float64(s.Body) / float64(s.Sent)
+		r.batch = float64(s.Sent) / float64(s.Msgs)
+	}
+}
+
+// nodeStats waits for n's async queues to drain (10 s at most) and reads its counters.
+func nodeStats(n *tnode) benchStats {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		queued := 0
+		for _, p := range n.rep.Stats().Peers {
+			queued += p.Queue
+		}
+		if queued == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var s benchStats
+	st := n.rep.Stats()
+	s.Waits = float64(st.SyncWaits)
+	s.WaitMs = st.SyncAvgMs * float64(st.SyncWaits)
+	for _, p := range n.ch.Stats().Peers {
+		s.Wire += p.SentBytes
+	}
+	for _, p := range st.Peers {
+		s.Body += p.Bytes
+		s.Sent += p.Sent
+		s.Msgs += p.Messages
+	}
+	return s
 }
 
 // BenchmarkStateTransfer measures how long a joining node takes to pull -herd.sessions sessions of

@@ -97,6 +97,17 @@ func newNode(t testing.TB, name string, o clusterOpts, seeds ...string) *tnode {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	n, err := buildNode(name, o, log, seeds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.t = t
+	t.Cleanup(n.stop)
+	return n
+}
+
+// buildNode starts a member logging to log; the caller stops it.
+func buildNode(name string, o clusterOpts, log *slog.Logger, seeds ...string) (*tnode, error) {
 	log = log.With("node", name)
 	so := session.Options{Route: name, Logger: log}
 	if o.sess != nil {
@@ -104,13 +115,13 @@ func newNode(t testing.TB, name string, o clusterOpts, seeds ...string) *tnode {
 	}
 	sm, err := session.NewManager(so)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cc := channel.DefaultLocalConfig()
 	cc.Name, cc.Cluster, cc.Secret, cc.Logger = name, testCluster, []byte(testSecret), log
 	ch, err := channel.New(cc)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	rc := Config{Name: name, Sessions: sm, Channel: ch, Logger: log, DiscoveryWait: 300 * time.Millisecond}
 	if o.cfg != nil {
@@ -119,11 +130,11 @@ func newNode(t testing.TB, name string, o clusterOpts, seeds ...string) *tnode {
 	var rep *Replicator
 	if !o.off {
 		if rep, err = New(rc); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	if err := ch.Start(context.Background()); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	app := sm.Handler("counter", "/", counterHandler(o.pad))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -139,19 +150,23 @@ func newNode(t testing.TB, name string, o clusterOpts, seeds ...string) *tnode {
 	gc.Seeds = seeds
 	mem, err := gossip.New(gc)
 	if err != nil {
-		t.Fatal(err)
+		srv.Close()
+		_ = ch.Shutdown()
+		return nil, err
 	}
 	if err := mem.Start(context.Background()); err != nil {
-		t.Fatal(err)
+		srv.Close()
+		_ = ch.Shutdown()
+		return nil, err
 	}
-	n := &tnode{t: t, name: name, sm: sm, ch: ch, mem: mem, rep: rep, srv: srv}
+	n := &tnode{name: name, sm: sm, ch: ch, mem: mem, rep: rep, srv: srv}
 	if rep != nil {
 		if err := rep.Start(mem); err != nil {
-			t.Fatal(err)
+			n.stop()
+			return nil, err
 		}
 	}
-	t.Cleanup(n.stop)
-	return n
+	return n, nil
 }
 
 // stop shuts the member down gracefully (leave first).

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/herdproject/herd/internal/h1"
@@ -35,8 +36,26 @@ func newProcessApp(key string, proc *supervisor.Process, tr http.RoundTripper, t
 		ErrorHandler:   a.errorHandler,
 		FlushInterval:  0, // streams (unknown length, event streams) flush at once; sized bodies need no timer
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BufferPool:     copyBuffers{},
 	}
 	return a
+}
+
+// copyBuffers lends the proxy its body-copy buffers: without a pool, every proxied response would
+// allocate (and the GC then sweep) 32 KiB.
+type copyBuffers struct{}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// Get takes a buffer from the pool.
+func (copyBuffers) Get() []byte { return *copyBufPool.Get().(*[]byte) }
+
+// Put returns a buffer to the pool.
+func (copyBuffers) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		b = b[:cap(b)]
+		copyBufPool.Put(&b)
+	}
 }
 
 func (a *processApp) ready() bool { return a.proc.Ready() }

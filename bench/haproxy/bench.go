@@ -61,6 +61,9 @@ type Row struct {
 	P50, P99  time.Duration
 	// ProxyCPU is the CPU time the proxy process used per request (0 for direct).
 	ProxyCPU time.Duration
+	// LoadBusy is the share of time the load CPU (load generator and nodes) was busy, 0 to 1
+	// (0 when unknown or when LoadCPU names more than one CPU).
+	LoadBusy float64
 }
 
 // Report is the outcome of a run.
@@ -258,6 +261,7 @@ func median(rows []Row) Row {
 	out.P50 = time.Duration(pick(func(r Row) float64 { return float64(r.P50) }))
 	out.P99 = time.Duration(pick(func(r Row) float64 { return float64(r.P99) }))
 	out.ProxyCPU = time.Duration(pick(func(r Row) float64 { return float64(r.ProxyCPU) }))
+	out.LoadBusy = pick(func(r Row) float64 { return r.LoadBusy })
 	out.Requests, out.Failures = 0, 0
 	for _, r := range rows {
 		out.Requests += r.Requests
@@ -401,11 +405,13 @@ func measure(ctx context.Context, cfg Config, pin func(string, ...string) []stri
 		"BENCH_SIZE="+strconv.Itoa(size))
 	cmd.Stderr = os.Stderr
 	cpu0 := cpuTime(proxyPID)
+	busy0, total0 := cpuBusy(cfg.LoadCPU)
 	out, err := cmd.Output()
 	if err != nil {
 		return Row{}, fmt.Errorf("load generator: %w", err)
 	}
 	cpu1 := cpuTime(proxyPID)
+	busy1, total1 := cpuBusy(cfg.LoadCPU)
 	var res loadResult
 	if err := json.Unmarshal(out, &res); err != nil {
 		return Row{}, fmt.Errorf("load generator output %q: %w", out, err)
@@ -417,7 +423,38 @@ func measure(ctx context.Context, cfg Config, pin func(string, ...string) []stri
 	if proxyPID != 0 {
 		row.ProxyCPU = (cpu1 - cpu0) / time.Duration(res.Requests+20*cfg.Concurrency)
 	}
+	if total1 > total0 {
+		row.LoadBusy = float64(busy1-busy0) / float64(total1-total0)
+	}
 	return row, nil
+}
+
+// cpuBusy reads the busy and total clock ticks of one CPU (a single number, e.g. "1") from
+// /proc/stat; zeros when unknown.
+func cpuBusy(cpu string) (busy, total int64) {
+	if _, err := strconv.Atoi(cpu); err != nil {
+		return 0, 0
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[0] != "cpu"+cpu {
+			continue
+		}
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			if i < 8 { // user nice system idle iowait irq softirq steal; guest time is inside user
+				total += n
+				if i != 3 && i != 4 {
+					busy += n
+				}
+			}
+		}
+	}
+	return busy, total
 }
 
 // cpuTime is the user+system CPU time of a process from /proc (clock ticks of 10ms); 0 if unknown.
@@ -451,14 +488,18 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "HAProxy skipped: %s\n", r.Skipped)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "size\ttarget\treq/s\tp50\tp99\tproxy CPU/req\tfailures")
+	fmt.Fprintln(tw, "size\ttarget\treq/s\tp50\tp99\tproxy CPU/req\tload CPU busy\tfailures")
 	for _, row := range r.Rows {
 		cpu := "-"
 		if row.ProxyCPU > 0 {
 			cpu = row.ProxyCPU.Round(100 * time.Nanosecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%s\t%d\n", row.Size, row.Target, row.PerSecond,
-			row.P50.Round(time.Microsecond), row.P99.Round(time.Microsecond), cpu, row.Failures)
+		busy := "-"
+		if row.LoadBusy > 0 {
+			busy = fmt.Sprintf("%.0f%%", 100*row.LoadBusy)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%s\t%s\t%d\n", row.Size, row.Target, row.PerSecond,
+			row.P50.Round(time.Microsecond), row.P99.Round(time.Microsecond), cpu, busy, row.Failures)
 	}
 	_ = tw.Flush()
 	for _, size := range []string{"small", "64k"} {

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -76,11 +77,27 @@ func BenchmarkNodeOverhead(b *testing.B) {
 		}
 		return req, err
 	}
+	// HAProxy in front of the app, when it is installed: the leanest proxy hop there is, the floor
+	// of what any proxy adds on this machine.
+	hapURL := startHAProxyFor(b, appAddr)
+	viaHAProxy := func(int) (*http.Request, error) {
+		req, err := http.NewRequest("GET", hapURL+"/counter/inc", nil)
+		if err == nil {
+			req.Header.Set(wire.RequestHeader, hdr)
+		}
+		return req, err
+	}
 	for i := 0; i < b.N; i++ {
 		// One client at a time measures the latency the node adds; eight saturate both cores and
 		// measure the CPU the node spends per request.
 		for _, conc := range []int{1, 8} {
 			d := run(fmt.Sprintf("direct to app, c=%d", conc), conc, loadgen.Options{NewRequest: direct})
+			if hapURL != "" {
+				h := run(fmt.Sprintf("haproxy,       c=%d", conc), conc, loadgen.Options{NewRequest: viaHAProxy})
+				fmt.Printf("c=%d haproxy/direct: throughput %.2fx, p50 %.2fx, p99 %.2fx\n", conc,
+					h.PerSecond/d.PerSecond, float64(h.P50)/float64(d.P50), float64(h.P99)/float64(d.P99))
+				b.ReportMetric(float64(h.P50)/float64(d.P50), fmt.Sprintf("haproxy-p50-ratio-c%d", conc))
+			}
 			p := run(fmt.Sprintf("bare Go proxy, c=%d", conc), conc, loadgen.Options{NewRequest: viaPlain})
 			prof := make(chan error, 1)
 			if *nodeProfile != "" && conc == 1 {
@@ -101,6 +118,45 @@ func BenchmarkNodeOverhead(b *testing.B) {
 			b.ReportMetric(v.PerSecond/d.PerSecond, fmt.Sprintf("rps-ratio-c%d", conc))
 		}
 	}
+}
+
+// startHAProxyFor runs HAProxy (one thread, keep-alive to the app) in front of addr and returns its
+// base URL, or "" when haproxy is not installed. It stops when the benchmark ends.
+func startHAProxyFor(b *testing.B, addr string) string {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		b.Log("haproxy is not installed: no HAProxy row (apt-get install -y haproxy)")
+		return ""
+	}
+	port := freePort(b)
+	cfg := fmt.Sprintf(`global
+    nbthread 1
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:%d
+    default_backend app
+backend app
+    server app %s
+`, port, addr)
+	file := filepath.Join(b.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-f", file, "-db")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitHTTP(b, url+"/counter/get", func(int, string) bool { return true })
+	return url
 }
 
 // saveProfile fetches a pprof profile from the node's manager API into file.
