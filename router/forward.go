@@ -63,6 +63,7 @@ func (r *Router) forward(w http.ResponseWriter, in *http.Request, st *reqState) 
 		h["User-Agent"] = []string{""} // no client's agent: the node sees none, not the router's
 	}
 
+	st.w = w
 	res, err := roundTripper{r}.roundTrip(st, out)
 	if err != nil {
 		r.fail(w, st, err)

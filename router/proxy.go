@@ -25,10 +25,31 @@ type reqState struct {
 	status   int
 	header   time.Duration // until the response headers arrived
 	err      error
-	failover bool // counted in the failover metric
+	failover bool                // counted in the failover metric
+	w        http.ResponseWriter // the client's, for interim answers (nil: none are passed on)
 
 	vals [10]string // backing store of the header values the router sets (saves an allocation each)
 	nv   int
+}
+
+// relayInterim passes a node's interim answer (103 Early Hints, 102 Processing) on to the client.
+// 100 Continue is not: the router's own server answered the client's Expect itself, when the client
+// asked. The router sets its response fields only once the final answer came, so the interim fields
+// are removed again after they were written.
+func (st *reqState) relayInterim(code int, h http.Header) error {
+	if st.w == nil || code == http.StatusContinue {
+		return nil
+	}
+	removeHopByHop(h)
+	dst := st.w.Header()
+	for k, vv := range h {
+		dst[k] = vv
+	}
+	st.w.WriteHeader(code)
+	for k := range h {
+		delete(dst, k)
+	}
+	return nil
 }
 
 // setHeader sets one header value without allocating a slice for it.

@@ -15,6 +15,8 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -442,5 +444,55 @@ func TestUpgradeWithBodyGoesAsAPlainRequest(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(b) != "plain:hello" {
 		t.Fatalf("upgrade request with a body: %d %q", resp.StatusCode, b)
+	}
+}
+
+// TestEarlyHintsRelayed: a node's 103 Early Hints reaches the client ahead of the final answer, and
+// its fields stay out of that answer; with Expect: 100-continue the client gets exactly one 100.
+func TestEarlyHintsRelayed(t *testing.T) {
+	hints := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</hints/a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "final")
+	})
+	n := staticNode(t, "n1", "/hints", hints)
+	r := startRouter(t, listen(t), nil, func(o *Options) { o.Settings.Backends = []string{n.Addr()} })
+	var got []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, fmt.Sprintf("%d %s", code, h.Get("Link")))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, r.url+"/hints/", nil)
+	resp, err := newClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(got) != 1 || got[0] != "103 </hints/a.css>; rel=preload" {
+		t.Fatalf("interim answers at the client: %q", got)
+	}
+	if resp.StatusCode != 200 || string(body) != "final" || resp.Header.Get("Link") != "" || resp.Header.Get(hdrRequestID) == "" {
+		t.Fatalf("final answer %d %q, Link %q, request id %q", resp.StatusCode, body, resp.Header.Get("Link"), resp.Header.Get(hdrRequestID))
+	}
+
+	// Expect: 100-continue: one 100 (the router's), then the final answer.
+	c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "POST /counter/inc HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	br := bufio.NewReader(c)
+	cont, err := http.ReadResponse(br, nil)
+	if err != nil || cont.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue first: %v %v", cont, err)
+	}
+	_, _ = io.WriteString(c, "hello")
+	final, err := http.ReadResponse(br, nil)
+	if err != nil || final.StatusCode != 200 {
+		t.Fatalf("after the body: %v %v (a second 100?)", final, err)
 	}
 }

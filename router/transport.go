@@ -44,7 +44,7 @@ func (t roundTripper) roundTrip(st *reqState, req *http.Request) (*http.Response
 			t.r.metrics.retry(lastNode)
 		}
 		st.backend, st.attempts = b, attempt
-		resp, err := t.try(run, b, req, body)
+		resp, err := t.try(run, b, req, body, st)
 		t.r.metrics.attempt(st, b, err)
 		if err == nil {
 			return resp, nil
@@ -84,14 +84,14 @@ func (t roundTripper) noBackend(st *reqState, last error, lastNode string, attem
 
 // try sends one attempt to b. req is the proxy's own outgoing copy and the transport is done with
 // it when RoundTrip returns (it runs on this goroutine), so each attempt retargets it in place.
-func (t roundTripper) try(run *runtime, b *Backend, req *http.Request, body *replayBody) (*http.Response, error) {
+func (t roundTripper) try(run *runtime, b *Backend, req *http.Request, body *replayBody, st *reqState) (*http.Response, error) {
 	req.URL.Scheme, req.URL.Host = "http", b.Addr
 	if body != nil {
 		req.Body = body.attempt()
 		req.GetBody = body.getBody
 	}
 	b.state.inflight.Add(1)
-	resp, err := run.transport.RoundTrip(req)
+	resp, err := run.transport.RoundTripInterim(req, st.relayInterim)
 	if err != nil {
 		b.state.inflight.Add(-1)
 		return nil, err

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"os"
 	"strings"
 	"testing"
@@ -23,7 +25,8 @@ import (
 const proxyAppEnv = "HERD_SERVER_TEST_PROXY_APP"
 
 // proxyTestApp serves, on $PORT: /t/stream (a line, then a second one once /t/release was
-// called), /t/echo (the request body back, streamed) and /t/upgrade (101, then an echo of every byte).
+// called), /t/echo (the request body back, streamed), /t/refuse (413 without reading the body),
+// /t/hints (103 Early Hints, then the answer) and /t/upgrade (101, then an echo of every byte).
 func proxyTestApp() {
 	release := make(chan struct{})
 	mux := http.NewServeMux()
@@ -48,6 +51,12 @@ func proxyTestApp() {
 		// Answers at once, without reading the (large) body.
 		w.Header().Set("Connection", "close")
 		http.Error(w, "too large for me", http.StatusRequestEntityTooLarge)
+	})
+	mux.HandleFunc("/t/hints", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</t/a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "hinted")
 	})
 	mux.HandleFunc("/t/upgrade", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "echo" {
@@ -170,6 +179,23 @@ func TestProcessProxyStreamsAndUpgrades(t *testing.T) {
 	resp5.Body.Close()
 	if resp5.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body5), "too large for me") {
 		t.Fatalf("early answer: %d %q", resp5.StatusCode, body5)
+	}
+
+	// An interim answer (103 Early Hints) reaches the client ahead of the final one.
+	var hints []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
+		return nil
+	}}
+	req6, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, front.URL+"/t/hints", nil)
+	resp6, err := c.Do(req6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body6, _ := io.ReadAll(resp6.Body)
+	resp6.Body.Close()
+	if len(hints) != 1 || hints[0] != "103 </t/a.css>; rel=preload" || string(body6) != "hinted" || resp6.Header.Get("Link") != "" {
+		t.Fatalf("early hints: interim %q, final %q with Link %q", hints, body6, resp6.Header.Get("Link"))
 	}
 
 	// Upgrade: after 101 the connection carries bytes both ways.

@@ -30,6 +30,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/textproto"
 	"strings"
 	"sync"
@@ -129,8 +130,16 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 // errConnStale is an attempt on a pooled connection that the node had closed.
 var errConnStale = errors.New("h1: pooled connection closed by the peer")
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements http.RoundTripper. Interim answers (1xx other than 101, such as 103 Early
+// Hints) go to the Got1xxResponse hook of the request context's httptrace.ClientTrace, if any.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripInterim(req, nil)
+}
+
+// RoundTripInterim is RoundTrip with the interim answers (1xx other than 101) passed to interim as
+// they arrive, before the final answer; an error from interim ends the round trip with that error.
+// With interim nil they go to the context's trace hook, as with RoundTrip.
+func (t *Transport) RoundTripInterim(req *http.Request, interim func(code int, h http.Header) error) (*http.Response, error) {
 	addr := req.URL.Host
 	for fresh := false; ; fresh = true {
 		// A request that could not simply be sent again (not idempotent, or with a body, which is
@@ -140,7 +149,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(req)
+		resp, err := c.roundTrip(req, interim)
 		if err == nil {
 			return resp, nil
 		}
@@ -321,7 +330,7 @@ func (e *timeoutError) Temporary() bool { return true }
 // full-duplex echo), and waiting for the body to be written first would then stall or fail. The
 // writer ends when the body is written or the connection is closed; the connection goes back to the
 // pool only when the writer finished without error.
-func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
+func (c *h1Conn) roundTrip(req *http.Request, interim func(code int, h http.Header) error) (*http.Response, error) {
 	c.read, c.written = 0, 0
 	c.responded.Store(false)
 	stop := context.AfterFunc(req.Context(), func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
@@ -345,9 +354,21 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		}()
 	}
 	var resp *http.Response
-	for {
+	for n1xx := 0; ; n1xx++ {
 		var err error
 		resp, err = readResponse(c.br, req)
+		if err == nil && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			resp.Body.Close() // an interim answer (100 Continue, 103 Early Hints): the final one follows
+			if n1xx == maxInterim {
+				err = fmt.Errorf("h1: more than %d interim (1xx) answers", maxInterim)
+			} else {
+				err = deliverInterim(req, interim, resp)
+			}
+			if err == nil {
+				continue
+			}
+			_ = c.conn.Close() // the rest of the answer will not be read
+		}
 		if err != nil {
 			stop()
 			if wdone != nil {
@@ -367,11 +388,8 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			c.responded.Store(true)
-			break
-		}
-		resp.Body.Close() // 1xx interim response (100 Continue): the final one follows
+		c.responded.Store(true)
+		break
 	}
 	if c.t.headerTimeout > 0 {
 		_ = c.conn.SetReadDeadline(time.Time{})
@@ -387,6 +405,21 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &h1Body{c: c, body: resp.Body, stop: stop, keep: keep, wdone: wdone}
 	return resp, nil
+}
+
+// maxInterim bounds the interim answers before a final one: a peer that sends them without end
+// does not hold the round trip (the header timeout alone would let it for as long as it lasts).
+const maxInterim = 16
+
+// deliverInterim hands an interim answer to interim, or else to the request's trace hook.
+func deliverInterim(req *http.Request, interim func(int, http.Header) error, resp *http.Response) error {
+	if interim != nil {
+		return interim(resp.StatusCode, resp.Header)
+	}
+	if tr := httptrace.ContextClientTrace(req.Context()); tr != nil && tr.Got1xxResponse != nil {
+		return tr.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header))
+	}
+	return nil
 }
 
 // writeAndAwait sends a request without a body and waits until the answer starts to arrive.

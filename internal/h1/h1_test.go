@@ -3,11 +3,15 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -306,5 +310,89 @@ func TestLeftoverBytesCloseTheConnection(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // the extra bytes are in
 	if got := get(t, tr, addr, "/"); got != "real" {
 		t.Fatalf("the next request got %q: bytes left over from the previous answer", got)
+	}
+}
+
+func TestInterimAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // /hints: two interim answers, then the final one; /flood: interim answers without end
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.URL.Path == "/flood" {
+						for range 100 {
+							if _, err := io.WriteString(nc, "HTTP/1.1 103 Early Hints\r\nLink: </x.css>\r\n\r\n"); err != nil {
+								return
+							}
+						}
+						return
+					}
+					io.WriteString(nc, "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+
+						"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	tr := New(Config{DialTimeout: time.Second})
+	defer tr.Close()
+	url := "http://" + ln.Addr().String()
+
+	var got []string
+	req, _ := http.NewRequest(http.MethodGet, url+"/hints", nil)
+	resp, err := tr.RoundTripInterim(req, func(code int, h http.Header) error {
+		got = append(got, fmt.Sprintf("%d %s", code, h.Get("Link")))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := []string{"102 ", "103 </a.css>; rel=preload"}; !reflect.DeepEqual(got, want) || resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("interim %q, final %d %q", got, resp.StatusCode, body)
+	}
+
+	// Without a callback they go to the request's trace hook (what httputil.ReverseProxy relays).
+	got = nil
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, fmt.Sprintf("%d %s", code, h.Get("Link")))
+		return nil
+	}}
+	req, _ = http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, url+"/hints", nil)
+	if resp, err = tr.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(got) != 2 || got[1] != "103 </a.css>; rel=preload" {
+		t.Fatalf("trace hook saw %q", got)
+	}
+
+	// An error from the callback ends the round trip with it.
+	stop := errors.New("no hints wanted")
+	req, _ = http.NewRequest(http.MethodGet, url+"/hints", nil)
+	if _, err := tr.RoundTripInterim(req, func(int, http.Header) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("callback error: got %v", err)
+	}
+
+	// A peer that sends nothing but interim answers is cut off.
+	req, _ = http.NewRequest(http.MethodGet, url+"/flood", nil)
+	n := 0
+	_, err = tr.RoundTripInterim(req, func(int, http.Header) error { n++; return nil })
+	if err == nil || !strings.Contains(err.Error(), "interim") || n != maxInterim {
+		t.Fatalf("endless interim answers: %d delivered, err %v", n, err)
 	}
 }
