@@ -270,37 +270,17 @@ func FuzzReadResponse(f *testing.F) {
 }
 
 func TestLeftoverBytesCloseTheConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() { // a broken backend: a HEAD answer followed by bytes nobody asked for
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				br := bufio.NewReader(nc)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if req.Method == http.MethodHead {
-						io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
-						continue
-					}
-					io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
-				}
-			}()
+	// A broken backend: a HEAD answer followed by bytes nobody asked for.
+	addr := rawBackend(t, func(nc net.Conn, req *http.Request) bool {
+		if req.Method == http.MethodHead {
+			io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+			return true
 		}
-	}()
+		io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+		return true
+	})
 	tr := New(Config{DialTimeout: time.Second})
 	defer tr.Close()
-	addr := ln.Addr().String()
 	req, _ := http.NewRequest(http.MethodHead, "http://"+addr+"/", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -313,13 +293,15 @@ func TestLeftoverBytesCloseTheConnection(t *testing.T) {
 	}
 }
 
-func TestInterimAnswers(t *testing.T) {
+// rawBackend serves hand-written answers on a loopback port until the test ends: serve answers one
+// request on nc and says whether the connection stays open. It returns the address.
+func rawBackend(t *testing.T, serve func(nc net.Conn, req *http.Request) bool) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() { // /hints: two interim answers, then the final one; /flood: interim answers without end
+	t.Cleanup(func() { ln.Close() })
+	go func() {
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
@@ -330,26 +312,34 @@ func TestInterimAnswers(t *testing.T) {
 				br := bufio.NewReader(nc)
 				for {
 					req, err := http.ReadRequest(br)
-					if err != nil {
+					if err != nil || !serve(nc, req) {
 						return
 					}
-					if req.URL.Path == "/flood" {
-						for range 100 {
-							if _, err := io.WriteString(nc, "HTTP/1.1 103 Early Hints\r\nLink: </x.css>\r\n\r\n"); err != nil {
-								return
-							}
-						}
-						return
-					}
-					io.WriteString(nc, "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+
-						"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 				}
 			}()
 		}
 	}()
+	return ln.Addr().String()
+}
+
+func TestInterimAnswers(t *testing.T) {
+	// /hints: two interim answers, then the final one; /flood: interim answers without end.
+	addr := rawBackend(t, func(nc net.Conn, req *http.Request) bool {
+		if req.URL.Path == "/flood" {
+			for range 100 {
+				if _, err := io.WriteString(nc, "HTTP/1.1 103 Early Hints\r\nLink: </x.css>\r\n\r\n"); err != nil {
+					break
+				}
+			}
+			return false
+		}
+		io.WriteString(nc, "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
 	tr := New(Config{DialTimeout: time.Second})
 	defer tr.Close()
-	url := "http://" + ln.Addr().String()
+	url := "http://" + addr
 
 	var got []string
 	req, _ := http.NewRequest(http.MethodGet, url+"/hints", nil)
