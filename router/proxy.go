@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/herdproject/herd/internal/h1"
 )
 
 // reqState is the router's per-request state, made by ServeHTTP and handed to forward, the round
@@ -32,22 +34,12 @@ type reqState struct {
 	nv   int
 }
 
-// relayInterim passes a node's interim answer (103 Early Hints, 102 Processing) on to the client.
-// 100 Continue is not: the router's own server answered the client's Expect itself, when the client
-// asked. The router sets its response fields only once the final answer came, so the interim fields
-// are removed again after they were written.
+// relayInterim passes a node's interim answer (103 Early Hints, 102 Processing) on to the client
+// (not a 100: the router's own server answered the client's Expect itself).
 func (st *reqState) relayInterim(code int, h http.Header) error {
-	if st.w == nil || code == http.StatusContinue {
-		return nil
-	}
-	removeHopByHop(h)
-	dst := st.w.Header()
-	for k, vv := range h {
-		dst[k] = vv
-	}
-	st.w.WriteHeader(code)
-	for k := range h {
-		delete(dst, k)
+	if st.w != nil {
+		removeHopByHop(h)
+		h1.RelayInterim(st.w, code, h)
 	}
 	return nil
 }

@@ -27,11 +27,11 @@ type processApp struct {
 	log   *slog.Logger
 }
 
-func newProcessApp(key string, proc *supervisor.Process, tr http.RoundTripper, trusted []netip.Prefix, log *slog.Logger) *processApp {
+func newProcessApp(key string, proc *supervisor.Process, tr *h1.Transport, trusted []netip.Prefix, log *slog.Logger) *processApp {
 	a := &processApp{key: key, proc: proc, log: log}
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite:        func(pr *httputil.ProxyRequest) { a.rewrite(pr, trusted) },
-		Transport:      tr,
+		Transport:      appTransport{tr},
 		ModifyResponse: a.modifyResponse,
 		ErrorHandler:   a.errorHandler,
 		FlushInterval:  0, // streams (unknown length, event streams) flush at once; sized bodies need no timer
@@ -73,7 +73,28 @@ func (a *processApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The app decides when it answers: it may stream its response while the request body still
 	// comes in. Without this, Go's server would cut the request body off at the first response byte.
 	_ = http.NewResponseController(w).EnableFullDuplex()
-	a.proxy.ServeHTTP(w, r)
+	// The app's interim answers (103 Early Hints) go to w through the transport (appTransport), not
+	// through the proxy's trace hook, which would clear the fields the valves set for the final answer.
+	a.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), interimKey{}, w)))
+}
+
+// interimKey is the context key under which ServeHTTP leaves the client's ResponseWriter for
+// appTransport.
+type interimKey struct{}
+
+// appTransport is the node's client to its apps, passing the apps' interim answers on to the client.
+type appTransport struct{ *h1.Transport }
+
+// RoundTrip implements http.RoundTripper.
+func (t appTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	w, ok := req.Context().Value(interimKey{}).(http.ResponseWriter)
+	if !ok {
+		return t.Transport.RoundTrip(req)
+	}
+	return t.RoundTripInterim(req, func(code int, h http.Header) error {
+		h1.RelayInterim(w, code, h)
+		return nil
+	})
 }
 
 func (a *processApp) rewrite(pr *httputil.ProxyRequest, trusted []netip.Prefix) {

@@ -105,7 +105,12 @@ func TestProcessProxyStreamsAndUpgrades(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frontSrv := &h1.Server{Handler: sm.Handler("t##1", "/t", newProcessApp("t##1", proc, tr, nil, log)),
+	app := sm.Handler("t##1", "/t", newProcessApp("t##1", proc, tr, nil, log))
+	valved := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "rid-1") // as the request-id valve does before the app
+		app.ServeHTTP(w, r)
+	})
+	frontSrv := &h1.Server{Handler: valved,
 		ReadHeaderTimeout: 10 * time.Second, SniffContentType: true}
 	served := make(chan struct{})
 	go func() { defer close(served); _ = frontSrv.Serve(ln) }()
@@ -196,6 +201,9 @@ func TestProcessProxyStreamsAndUpgrades(t *testing.T) {
 	resp6.Body.Close()
 	if len(hints) != 1 || hints[0] != "103 </t/a.css>; rel=preload" || string(body6) != "hinted" || resp6.Header.Get("Link") != "" {
 		t.Fatalf("early hints: interim %q, final %q with Link %q", hints, body6, resp6.Header.Get("Link"))
+	}
+	if got := resp6.Header.Get("X-Request-Id"); got != "rid-1" {
+		t.Fatalf("a field set before the app answered was lost with the interim answer: X-Request-Id %q", got)
 	}
 
 	// Upgrade: after 101 the connection carries bytes both ways.

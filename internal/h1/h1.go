@@ -422,6 +422,34 @@ func deliverInterim(req *http.Request, interim func(int, http.Header) error, res
 	return nil
 }
 
+// RelayInterim writes an interim answer that came from a backend to w, the client's writer: its
+// fields go out with it and are then taken out of w's header again (values w had before under the
+// same names come back), so the final answer carries only its own. 100 Continue is not relayed: a
+// front answers the client's Expect: 100-continue itself.
+func RelayInterim(w http.ResponseWriter, code int, h http.Header) {
+	if code == http.StatusContinue {
+		return
+	}
+	dst := w.Header()
+	var saved http.Header // allocated only when a name collides
+	for k, vv := range h {
+		if old, ok := dst[k]; ok {
+			if saved == nil {
+				saved = http.Header{}
+			}
+			saved[k] = old
+		}
+		dst[k] = vv
+	}
+	w.WriteHeader(code)
+	for k := range h {
+		delete(dst, k)
+	}
+	for k, vv := range saved {
+		dst[k] = vv
+	}
+}
+
 // writeAndAwait sends a request without a body and waits until the answer starts to arrive.
 func (c *h1Conn) writeAndAwait(req *http.Request) error {
 	if c.await == nil || c.br.Buffered() > 0 {

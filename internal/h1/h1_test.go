@@ -386,3 +386,28 @@ func TestInterimAnswers(t *testing.T) {
 		t.Fatalf("endless interim answers: %d delivered, err %v", n, err)
 	}
 }
+
+// headRecorder records the header fields each WriteHeader call went out with.
+type headRecorder struct {
+	h     http.Header
+	heads []string
+}
+
+func (r *headRecorder) Header() http.Header         { return r.h }
+func (r *headRecorder) Write(p []byte) (int, error) { return len(p), nil }
+func (r *headRecorder) WriteHeader(code int) {
+	r.heads = append(r.heads, fmt.Sprintf("%d Link=%q X-Request-Id=%q", code, r.h.Values("Link"), r.h.Values("X-Request-Id")))
+}
+
+func TestRelayInterimKeepsTheFinalAnswersFields(t *testing.T) {
+	w := &headRecorder{h: http.Header{"X-Request-Id": {"rid-1"}}}
+	RelayInterim(w, http.StatusContinue, http.Header{"Link": {"</c.css>"}}) // not relayed
+	RelayInterim(w, http.StatusEarlyHints, http.Header{"Link": {"</a.css>"}, "X-Request-Id": {"from-app"}})
+	want := []string{`103 Link=["</a.css>"] X-Request-Id=["from-app"]`}
+	if !reflect.DeepEqual(w.heads, want) {
+		t.Fatalf("interim heads %q, want %q", w.heads, want)
+	}
+	if !reflect.DeepEqual(w.h, http.Header{"X-Request-Id": {"rid-1"}}) {
+		t.Fatalf("header after the interim answer: %v, want only the field set before it", w.h)
+	}
+}
