@@ -8,7 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
+
+	"github.com/herdproject/herd/internal/h1"
 )
 
 // forward proxies one request: it prepares the outgoing request (hop-by-hop fields out, forwarding
@@ -116,8 +117,8 @@ func (r *Router) copyBody(w http.ResponseWriter, res *http.Response) error {
 	if res.ContentLength == -1 || eventStream(res.Header["Content-Type"]) {
 		flusher, _ = w.(http.Flusher)
 	}
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+	bp := h1.CopyBuffer()
+	defer h1.ReleaseCopyBuffer(bp)
 	buf := *bp
 	for {
 		n, rerr := res.Body.Read(buf)
@@ -138,8 +139,6 @@ func (r *Router) copyBody(w http.ResponseWriter, res *http.Response) error {
 		}
 	}
 }
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // upgrade answers a 101 from the node: the client's connection is taken over and bytes are copied
 // both ways until either side ends.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/herdproject/herd/internal/h1"
@@ -41,22 +40,15 @@ func newProcessApp(key string, proc *supervisor.Process, tr *h1.Transport, trust
 	return a
 }
 
-// copyBuffers lends the proxy its body-copy buffers: without a pool, every proxied response would
-// allocate (and the GC then sweep) 32 KiB.
+// copyBuffers lends the proxy its body-copy buffers (h1's pool, shared with the router): without a
+// pool, every proxied response would allocate (and the GC then sweep) 32 KiB.
 type copyBuffers struct{}
 
-var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
 // Get takes a buffer from the pool.
-func (copyBuffers) Get() []byte { return *copyBufPool.Get().(*[]byte) }
+func (copyBuffers) Get() []byte { return *h1.CopyBuffer() }
 
 // Put returns a buffer to the pool.
-func (copyBuffers) Put(b []byte) {
-	if cap(b) == 32<<10 {
-		b = b[:cap(b)]
-		copyBufPool.Put(&b)
-	}
-}
+func (copyBuffers) Put(b []byte) { h1.ReleaseCopyBuffer(&b) }
 
 func (a *processApp) ready() bool { return a.proc.Ready() }
 func (a *processApp) status() any { return a.proc.Status() }

@@ -407,6 +407,23 @@ func (c *h1Conn) roundTrip(req *http.Request, interim func(code int, h http.Head
 	return resp, nil
 }
 
+// CopyBufferSize is the size of the buffers CopyBuffer lends.
+const CopyBufferSize = 32 << 10
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, CopyBufferSize); return &b }}
+
+// CopyBuffer lends a buffer of CopyBufferSize bytes for copying a body through a proxy; give it
+// back with ReleaseCopyBuffer. The router and the node's app proxy share the one pool.
+func CopyBuffer() *[]byte { return copyBufs.Get().(*[]byte) }
+
+// ReleaseCopyBuffer returns a buffer CopyBuffer lent (one of another size is dropped).
+func ReleaseCopyBuffer(b *[]byte) {
+	if cap(*b) == CopyBufferSize {
+		*b = (*b)[:CopyBufferSize]
+		copyBufs.Put(b)
+	}
+}
+
 // maxInterim bounds the interim answers before a final one: a peer that sends them without end
 // does not hold the round trip (the header timeout alone would let it for as long as it lasts).
 const maxInterim = 16

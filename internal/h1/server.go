@@ -458,12 +458,9 @@ func (c *serverConn) readRequest() (*http.Request, *response, error) {
 	req := new(http.Request)
 	*req = *c.tmpl
 	req.Method, req.RequestURI, req.Proto, req.RemoteAddr = method, target, proto, c.remote
-	switch proto {
-	case "HTTP/1.1":
-		req.ProtoMajor, req.ProtoMinor = 1, 1
-	case "HTTP/1.0":
-		req.ProtoMajor, req.ProtoMinor = 1, 0
-	default:
+	minor, known := protoMinor(proto)
+	req.ProtoMajor, req.ProtoMinor = 1, minor
+	if !known {
 		if strings.HasPrefix(proto, "HTTP/") {
 			return nil, nil, &httpError{status: http.StatusHTTPVersionNotSupported, msg: "unsupported protocol version " + truncate(proto)}
 		}

@@ -158,14 +158,9 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	proto, status, ok := strings.Cut(string(line), " ")
 	code, reason, _ := strings.Cut(status, " ")
 	resp := &http.Response{Proto: proto, Status: status, Request: req, Header: make(http.Header, 12)}
-	switch proto {
-	case "HTTP/1.1":
-		resp.ProtoMajor, resp.ProtoMinor = 1, 1
-	case "HTTP/1.0":
-		resp.ProtoMajor, resp.ProtoMinor = 1, 0
-	default:
-		ok = false
-	}
+	minor, known := protoMinor(proto)
+	resp.ProtoMajor, resp.ProtoMinor = 1, minor
+	ok = ok && known
 	n, cerr := strconv.Atoi(code)
 	if !ok || len(code) != 3 || cerr != nil || n < 100 {
 		return nil, fmt.Errorf("malformed status line %q", truncate(string(line)))
@@ -461,4 +456,16 @@ func canonicalKey(name string) string {
 		return k
 	}
 	return textproto.CanonicalMIMEHeaderKey(name) // name itself when it is canonical already
+}
+
+// protoMinor is the minor version of "HTTP/1.1" (1) or "HTTP/1.0" (0); known is false for any
+// other protocol string.
+func protoMinor(proto string) (minor int, known bool) {
+	switch proto {
+	case "HTTP/1.1":
+		return 1, true
+	case "HTTP/1.0":
+		return 0, true
+	}
+	return 0, false
 }
