@@ -93,7 +93,9 @@ func (c *conn) closedErr() error {
 // write seals and sends one frame. A write error closes the connection:
 // a partly written record cannot be taken back.
 func (c *conn) write(kind byte, typ uint16, id uint64, body []byte) error {
-	rec := newRecord(kind, typ, id, body)
+	bp := pooledRecord(kind, typ, id, body)
+	defer releaseRecord(bp)
+	rec := *bp
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.isClosed() {

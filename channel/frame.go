@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Frame kinds (the first plaintext byte of a record).
@@ -36,12 +37,47 @@ type frame struct {
 // length prefix, the header, a copy of body and the tag.
 func newRecord(kind byte, typ uint16, id uint64, body []byte) []byte {
 	rec := make([]byte, lenSize+hdrLen+len(body)+tagSize)
+	fillRecord(rec, kind, typ, id, body)
+	return rec
+}
+
+// fillRecord writes the header and body of a record of the right length.
+func fillRecord(rec []byte, kind byte, typ uint16, id uint64, body []byte) {
 	h := rec[lenSize:]
 	h[0] = kind
 	binary.BigEndian.PutUint16(h[1:], typ)
 	binary.BigEndian.PutUint64(h[3:], id)
 	copy(h[hdrLen:], body)
-	return rec
+}
+
+// records recycles the buffers conn.write seals records in: a record is garbage as soon as it is
+// written, and replication writes one per message (tens of KiB when changes are batched).
+var records sync.Pool // of *[]byte
+
+// maxPooledRecord bounds the buffers kept in records; larger records are left to the GC.
+const maxPooledRecord = 256 << 10
+
+// pooledRecord is newRecord in a buffer from records; give it back with releaseRecord once written.
+func pooledRecord(kind byte, typ uint16, id uint64, body []byte) *[]byte {
+	n := lenSize + hdrLen + len(body) + tagSize
+	bp, _ := records.Get().(*[]byte)
+	if bp == nil || cap(*bp) < n {
+		if n > maxPooledRecord {
+			rec := newRecord(kind, typ, id, body)
+			return &rec
+		}
+		b := make([]byte, n, max(n, 4<<10))
+		bp = &b
+	}
+	*bp = (*bp)[:n]
+	fillRecord(*bp, kind, typ, id, body)
+	return bp
+}
+
+func releaseRecord(bp *[]byte) {
+	if cap(*bp) <= maxPooledRecord {
+		records.Put(bp)
+	}
 }
 
 // parseFrame decodes an opened record's plaintext.

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,8 +57,8 @@ func BenchmarkReplicationModes(b *testing.B) {
 	}
 	fmt.Fprintf(&sb, "\n3 nodes (%s), %s manager, %d clients, 1 KiB session update per request, %s per mode, medians of %d interleaved rounds\n",
 		where, *benchMgr, *loadClients, *loadTime, max(*benchRounds, 1))
-	fmt.Fprintf(&sb, "%-7s %9s %7s %9s %9s %8s %12s %12s %11s %9s   %s\n", "mode", "req/s", "ratio", "p50", "p99", "p99/off",
-		"wire B/upd", "msg B/change", "changes/msg", "ack wait", "ratio per round")
+	fmt.Fprintf(&sb, "%-7s %9s %7s %9s %9s %8s %9s %12s %12s %11s %9s %8s   %s\n", "mode", "req/s", "ratio", "p50", "p99", "p99/off",
+		"CPU/req", "wire B/upd", "msg B/change", "changes/msg", "ack wait", "dropped", "ratio per round")
 	off := rows[modes[0]]
 	for _, mode := range modes {
 		rs := rows[mode]
@@ -78,10 +79,11 @@ func BenchmarkReplicationModes(b *testing.B) {
 		for _, r := range rs {
 			each = append(each, fmt.Sprintf("%.2f", r.ratio))
 		}
-		fmt.Fprintf(&sb, "%-7s %9.0f %6.2fx %9v %9v %7.2fx %12.0f %12.0f %11.1f %7.0fµs   %s\n", mode, perSec, ratio,
-			p50.Round(time.Microsecond), p99.Round(time.Microsecond), p99off,
+		fmt.Fprintf(&sb, "%-7s %9.0f %6.2fx %9v %9v %7.2fx %7.1fµs %12.0f %12.0f %11.1f %7.0fµs %8.0f   %s\n", mode, perSec, ratio,
+			p50.Round(time.Microsecond), p99.Round(time.Microsecond), p99off, med(func(_ int, r row) float64 { return r.cpu }),
 			med(func(_ int, r row) float64 { return r.bytes }), med(func(_ int, r row) float64 { return r.body }),
 			med(func(_ int, r row) float64 { return r.batch }), med(func(_ int, r row) float64 { return r.wait }),
+			med(func(_ int, r row) float64 { return r.dropped }),
 			strings.Join(each, " "))
 		b.ReportMetric(perSec, mode+"_req/s")
 		b.ReportMetric(ratio, mode+"_ratio")
@@ -91,12 +93,14 @@ func BenchmarkReplicationModes(b *testing.B) {
 
 // modeRow is one mode's figures in one round.
 type modeRow struct {
-	res   loadgen.Result
-	ratio float64 // req/s against "off" in the same round
-	bytes float64 // channel bytes (both directions, all members) per update
-	body  float64 // replication message bytes per change sent to one peer
-	batch float64 // changes per message
-	wait  float64 // mean wait for the peers' acks of a sync change, µs
+	res     loadgen.Result
+	ratio   float64 // req/s against "off" in the same round
+	bytes   float64 // channel bytes (both directions, all members) per update
+	body    float64 // replication message bytes per change sent to one peer
+	batch   float64 // changes per message
+	wait    float64 // mean wait for the peers' acks of a sync change, µs
+	cpu     float64 // CPU time (user+system) of the nodes and the load generator per request, µs
+	dropped float64 // changes dropped on a full queue
 }
 
 // runMode starts a fresh 3-node cluster in the given mode ("off": no replicator), loads it for
@@ -116,8 +120,10 @@ func runMode(b *testing.B, mode string) (r modeRow) {
 	for i, n := range nodes {
 		urls[i] = n.srv.URL
 	}
+	cpu0 := processCPU()
 	res := runLoad(b, mode, urls)
 	r.res = res
+	r.cpu = perRequest(processCPU()-cpu0, res)
 	if o.off {
 		return r
 	}
@@ -157,15 +163,31 @@ func runLoad(b *testing.B, mode string, urls []string) loadgen.Result {
 	return res
 }
 
+// processCPU is the user+system CPU time this process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perRequest is cpu spread over a load's requests (its warm-up ones included), in µs.
+func perRequest(cpu time.Duration, res loadgen.Result) float64 {
+	return float64(cpu) / 1e3 / float64(res.Requests+3**loadClients)
+}
+
 // benchStats are one or more nodes' replication counters after a load.
 type benchStats struct {
-	Wire, Body, Sent, Msgs uint64  // channel bytes sent; message bytes, changes and messages to peers
-	Waits, WaitMs          float64 // sync changes that waited for acks, and their total wait
+	Wire, Body, Sent, Msgs uint64        // channel bytes sent; message bytes, changes and messages to peers
+	Dropped                uint64        // changes dropped on a full queue (their sessions are resent whole)
+	Waits, WaitMs          float64       // sync changes that waited for acks, and their total wait
+	CPU                    time.Duration // a node process's CPU time during the load (-herd.procs)
 }
 
 func (s *benchStats) add(o benchStats) {
-	s.Wire, s.Body, s.Sent, s.Msgs = s.Wire+o.Wire, s.Body+o.Body, s.Sent+o.Sent, s.Msgs+o.Msgs
-	s.Waits, s.WaitMs = s.Waits+o.Waits, s.WaitMs+o.WaitMs
+	s.Wire, s.Body, s.Sent, s.Msgs, s.Dropped = s.Wire+o.Wire, s.Body+o.Body, s.Sent+o.Sent, s.Msgs+o.Msgs, s.Dropped+o.Dropped
+	s.Waits, s.WaitMs, s.CPU = s.Waits+o.Waits, s.WaitMs+o.WaitMs, s.CPU+o.CPU
 }
 
 // fill sets r's per-update figures (r.res must be set).
@@ -173,6 +195,7 @@ func (s benchStats) fill(r *modeRow) {
 	if s.Waits > 0 {
 		r.wait = s.WaitMs / s.Waits * 1000
 	}
+	r.dropped = float64(s.Dropped)
 	r.bytes = float64(s.Wire) / float64(r.res.Requests+3**loadClients)
 	if s.Sent > 0 {
 		r.body = float64(s.Body) / float64(s.Sent)
@@ -204,6 +227,7 @@ func nodeStats(n *tnode) benchStats {
 		s.Body += p.Bytes
 		s.Sent += p.Sent
 		s.Msgs += p.Messages
+		s.Dropped += p.Dropped
 	}
 	return s
 }

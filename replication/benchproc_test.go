@@ -66,11 +66,14 @@ func runNodeRole(name string) error {
 		}
 	}
 	fmt.Printf("READY %s\n", n.srv.URL)
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	cpu0 := processCPU()
+	_, _ = io.Copy(io.Discard, os.Stdin) // closed when the load is over
+	cpu := processCPU() - cpu0
 	var st benchStats
 	if !o.off {
 		st = nodeStats(n)
 	}
+	st.CPU = cpu
 	out, _ := json.Marshal(st)
 	fmt.Printf("STATS %s\n", out)
 	return nil
@@ -141,7 +144,9 @@ func runModeProcs(b *testing.B, mode string) (r modeRow) {
 		}
 		urls[i] = u
 	}
+	cpu0 := processCPU()
 	r.res = runLoad(b, mode, urls)
+	loadCPU := processCPU() - cpu0
 	var st benchStats
 	for _, k := range kids {
 		_ = k.stdin.Close()
@@ -155,6 +160,7 @@ func runModeProcs(b *testing.B, mode string) (r modeRow) {
 		}
 		st.add(s)
 	}
+	r.cpu = perRequest(loadCPU+st.CPU, r.res)
 	if mode != "off" {
 		st.fill(&r)
 	}

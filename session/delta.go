@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -270,8 +271,9 @@ func (d *Delta) DecodeMsgpack(dec *msgpack.Decoder) error {
 		return fmt.Errorf("delta is nil")
 	}
 	*d = Delta{}
+	var buf [16]byte // longer than every field name: names are read without allocating
 	for range n {
-		key, err := dec.DecodeString()
+		key, err := fieldName(dec, buf[:])
 		if err != nil {
 			return fmt.Errorf("delta field name: %w", err)
 		}
@@ -282,9 +284,27 @@ func (d *Delta) DecodeMsgpack(dec *msgpack.Decoder) error {
 	return nil
 }
 
-func (d *Delta) decodeField(dec *msgpack.Decoder, key string) error {
+// fieldName reads a map key (a msgpack string) into buf. A key longer than buf names no field: it
+// is read past and returned cut, and its value is then skipped as an unknown field's.
+func fieldName(dec *msgpack.Decoder, buf []byte) ([]byte, error) {
+	n, err := dec.DecodeBytesLen()
+	if err != nil || n <= 0 {
+		return nil, err // nil or empty: no field of that name
+	}
+	if n <= len(buf) {
+		return buf[:n], dec.ReadFull(buf[:n])
+	}
+	for left := n; left > 0; left -= len(buf) {
+		if err := dec.ReadFull(buf[:min(left, len(buf))]); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf[:len(buf)-3:len(buf)-3], "..."...), nil
+}
+
+func (d *Delta) decodeField(dec *msgpack.Decoder, key []byte) error {
 	var err error
-	switch key {
+	switch string(key) {
 	case "id":
 		d.ID, err = dec.DecodeString()
 	case "oldId":
@@ -330,16 +350,39 @@ func decodeAttrs(dec *msgpack.Decoder) (map[string][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err := dec.DecodeBytes()
+		v, err := decodeValue(dec)
 		if err != nil {
 			return nil, err
-		}
-		if v == nil {
-			v = []byte{}
 		}
 		m[k] = v
 	}
 	return m, nil
+}
+
+// upfront is the most decodeValue allocates before the bytes arrive: a longer value's buffer grows
+// as it is read, so a length that lies costs no more than the bytes that came.
+const upfront = 64 << 10
+
+// decodeValue reads an attribute value (msgpack bin or str; nil is empty) into a buffer of its own,
+// allocated once for the common value of up to 64 KiB.
+func decodeValue(dec *msgpack.Decoder) ([]byte, error) {
+	n, err := dec.DecodeBytesLen()
+	if err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return []byte{}, nil
+	}
+	v := make([]byte, 0, min(n, upfront))
+	for len(v) < n {
+		k := min(n-len(v), max(len(v), upfront))
+		v = slices.Grow(v, k)
+		if err := dec.ReadFull(v[len(v) : len(v)+k]); err != nil {
+			return nil, err
+		}
+		v = v[:len(v)+k]
+	}
+	return v, nil
 }
 
 func decodeStrings(dec *msgpack.Decoder) ([]string, error) {

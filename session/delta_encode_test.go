@@ -87,3 +87,42 @@ func BenchmarkMarshalDelta(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkUnmarshalDelta(b *testing.B) {
+	d := Delta{ID: newID(), App: "counter", Kind: KindChanged, Version: 42, Created: time.Now(), LastAccess: time.Now(),
+		MaxInactive: 30 * time.Minute, Set: map[string][]byte{"n": []byte("42"), "pad": make([]byte, 1024)}}
+	enc, err := MarshalDelta(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := UnmarshalDelta(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Fields a newer member may add are skipped, whatever the length of their names, and long values
+// (which the decoder grows as they arrive) come through whole.
+func TestDecodeSkipsUnknownFields(t *testing.T) {
+	id := newID()
+	big := make([]byte, 200<<10+7)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	for _, name := range []string{"x", "future", "sixteen-chars-xx", "a-field-name-longer-than-sixteen-bytes", strings.Repeat("n", 70000)} {
+		in, err := msgpack.Marshal(map[string]any{"id": id, "app": "shop", "kind": uint8(KindChanged), "v": uint64(7), "maxInactive": int64(time.Minute),
+			name: map[string]any{"nested": []int{1, 2, 3}}, "set": map[string][]byte{"big": big, "empty": nil}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := UnmarshalDelta(in)
+		if err != nil {
+			t.Fatalf("unknown field %.20q: %v", name, err)
+		}
+		if d.ID != id || d.App != "shop" || d.Version != 7 || string(d.Set["big"]) != string(big) || d.Set["empty"] == nil || len(d.Set) != 2 {
+			t.Fatalf("unknown field %.20q: decoded %q %q v%d, %d attributes", name, d.ID, d.App, d.Version, len(d.Set))
+		}
+	}
+}

@@ -328,6 +328,13 @@ func FuzzUnmarshalDelta(f *testing.F) {
 		if err := d.Validate(); err != nil {
 			t.Fatalf("accepted invalid delta: %v", err)
 		}
+		again, err := MarshalDelta(d)
+		if err != nil {
+			t.Fatalf("accepted delta does not encode: %v", err)
+		}
+		if d2, err := UnmarshalDelta(again); err != nil || !sameDelta(d, d2) {
+			t.Fatalf("accepted delta changes on a round trip: %v\n%+v\n%+v", err, d, d2)
+		}
 		m, _ := testManager(t, nil)
 		err = m.ApplyRemote(d)
 		if err != nil && !errors.Is(err, ErrGap) {
