@@ -159,9 +159,11 @@ func (a *processApp) errorHandler(w http.ResponseWriter, r *http.Request, err er
 // newAppTransport is the keep-alive pool from the node to its process apps, all on loopback. It is
 // herd's own HTTP/1.1 client, which does a body-less round trip on the request's goroutine: on this hop,
 // http.Transport's two extra goroutines per request cost about as much latency as the node's
-// own work. No response header timeout: apps may hold long polls and event streams open.
+// own work. No response header timeout: apps may hold long polls and event streams open. Pooled
+// connections are checked before reuse: an app is code herd does not control, and one that writes past
+// its answer must not answer somebody else's request with those bytes.
 func newAppTransport() *h1.Transport {
-	return h1.New(h1.Config{DialTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second, MaxIdle: 128})
+	return h1.New(h1.Config{DialTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second, MaxIdle: 128, CheckIdle: true})
 }
 
 func peerTrusted(remoteAddr string, trusted []netip.Prefix) bool {

@@ -26,7 +26,8 @@ const proxyAppEnv = "HERD_SERVER_TEST_PROXY_APP"
 
 // proxyTestApp serves, on $PORT: /t/stream (a line, then a second one once /t/release was
 // called), /t/echo (the request body back, streamed), /t/refuse (413 without reading the body),
-// /t/hints (103 Early Hints, then the answer) and /t/upgrade (101, then an echo of every byte).
+// /t/hints (103 Early Hints, then the answer), /t/upgrade (101, then an echo of every byte), and
+// /t/overrun (an answer followed, a little later, by a second one nobody asked for) and /t/plain.
 func proxyTestApp() {
 	release := make(chan struct{})
 	mux := http.NewServeMux()
@@ -58,6 +59,22 @@ func proxyTestApp() {
 		w.Header().Del("Link")
 		io.WriteString(w, "hinted")
 	})
+	mux.HandleFunc("/t/overrun", func(w http.ResponseWriter, r *http.Request) {
+		// A broken app: its answer, then, once the node has pooled the connection, bytes that look
+		// like a second answer.
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		rw.Flush()
+		time.Sleep(20 * time.Millisecond)
+		rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+		rw.Flush()
+		_, _ = io.Copy(io.Discard, rw) // until the node closes it
+	})
+	mux.HandleFunc("/t/plain", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "plain") })
 	mux.HandleFunc("/t/upgrade", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "echo" {
 			http.Error(w, "want Upgrade: echo", http.StatusBadRequest)
@@ -204,6 +221,21 @@ func TestProcessProxyStreamsAndUpgrades(t *testing.T) {
 	}
 	if got := resp6.Header.Get("X-Request-Id"); got != "rid-1" {
 		t.Fatalf("a field set before the app answered was lost with the interim answer: X-Request-Id %q", got)
+	}
+
+	// An app that writes past its answer once the connection is idle does not answer the next
+	// request (somebody else's) with those bytes: the pooled connection is checked before reuse.
+	for _, path := range []string{"/t/overrun", "/t/plain"} {
+		resp, err := c.Get(front.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := path[len("/t/"):]; path == "/t/overrun" && string(body) != "ok" || path == "/t/plain" && string(body) != want {
+			t.Fatalf("%s: %d %q", path, resp.StatusCode, body)
+		}
+		time.Sleep(60 * time.Millisecond) // the app's late bytes reach the node's pooled connection
 	}
 
 	// Upgrade: after 101 the connection carries bytes both ways.

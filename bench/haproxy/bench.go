@@ -64,6 +64,9 @@ type Row struct {
 	// LoadBusy is the share of time the load CPU (load generator and nodes) was busy, 0 to 1
 	// (0 when unknown or when LoadCPU names more than one CPU).
 	LoadBusy float64
+	// LoadCPU is the busy time of the load CPU per request: what a request costs the load generator
+	// and the nodes (and the kernel's work for them), the share the proxies cannot take away.
+	LoadCPU time.Duration
 }
 
 // Report is the outcome of a run.
@@ -262,6 +265,7 @@ func median(rows []Row) Row {
 	out.P99 = time.Duration(pick(func(r Row) float64 { return float64(r.P99) }))
 	out.ProxyCPU = time.Duration(pick(func(r Row) float64 { return float64(r.ProxyCPU) }))
 	out.LoadBusy = pick(func(r Row) float64 { return r.LoadBusy })
+	out.LoadCPU = time.Duration(pick(func(r Row) float64 { return float64(r.LoadCPU) }))
 	out.Requests, out.Failures = 0, 0
 	for _, r := range rows {
 		out.Requests += r.Requests
@@ -425,6 +429,7 @@ func measure(ctx context.Context, cfg Config, pin func(string, ...string) []stri
 	}
 	if total1 > total0 {
 		row.LoadBusy = float64(busy1-busy0) / float64(total1-total0)
+		row.LoadCPU = time.Duration(busy1-busy0) * 10 * time.Millisecond / time.Duration(res.Requests+20*cfg.Concurrency)
 	}
 	return row, nil
 }
@@ -488,18 +493,19 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "HAProxy skipped: %s\n", r.Skipped)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "size\ttarget\treq/s\tp50\tp99\tproxy CPU/req\tload CPU busy\tfailures")
+	fmt.Fprintln(tw, "size\ttarget\treq/s\tp50\tp99\tproxy CPU/req\tload CPU busy\tload CPU/req\tfailures")
 	for _, row := range r.Rows {
 		cpu := "-"
 		if row.ProxyCPU > 0 {
 			cpu = row.ProxyCPU.Round(100 * time.Nanosecond).String()
 		}
-		busy := "-"
+		busy, load := "-", "-"
 		if row.LoadBusy > 0 {
 			busy = fmt.Sprintf("%.0f%%", 100*row.LoadBusy)
+			load = row.LoadCPU.Round(100 * time.Nanosecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%s\t%s\t%d\n", row.Size, row.Target, row.PerSecond,
-			row.P50.Round(time.Microsecond), row.P99.Round(time.Microsecond), cpu, busy, row.Failures)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%s\t%s\t%s\t%d\n", row.Size, row.Target, row.PerSecond,
+			row.P50.Round(time.Microsecond), row.P99.Round(time.Microsecond), cpu, busy, load, row.Failures)
 	}
 	_ = tw.Flush()
 	for _, size := range []string{"small", "64k"} {

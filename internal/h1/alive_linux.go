@@ -18,10 +18,16 @@ func connAlive(c net.Conn) bool {
 	}
 	alive := true
 	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		alive = idle(fd)
 		return true
 	})
 	return err == nil && alive
+}
+
+// idle reports whether a connection has nothing to read: a non-blocking peek finds neither bytes nor
+// the peer's close.
+func idle(fd uintptr) bool {
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
 }

@@ -6,3 +6,6 @@ import "net"
 
 // connAlive cannot peek without blocking here; the stale-connection retry covers what it misses.
 func connAlive(net.Conn) bool { return true }
+
+// idle cannot peek without blocking here: it reports a connection idle.
+func idle(uintptr) bool { return true }

@@ -17,16 +17,23 @@ import (
 // only for a client, whose peer sends nothing before it is asked (a peer that closed the
 // connection meanwhile answers the write with a reset, which wakes the wait). A server cannot use
 // it: a pipelined request or a client's close may arrive while a handler runs.
+//
+// A peer that may break that rule (a process app: code herd does not control) is checked first: with
+// peek set, the raw read's first step looks for bytes that are already there (one system call, made
+// after the poller's reset, so nothing can slip in between unseen) and reports the connection stale
+// instead of writing to it.
 type awaiter struct {
 	raw   syscall.RawConn
 	bw    *bufio.Writer
+	peek  bool
 	calls int
 	werr  error
+	stale bool
 	step  func(uintptr) bool // a.next, allocated once
 }
 
 // newAwaiter returns an awaiter for nc, or nil when nc gives no raw access (TLS, pipes).
-func newAwaiter(nc net.Conn, bw *bufio.Writer) *awaiter {
+func newAwaiter(nc net.Conn, bw *bufio.Writer, peek bool) *awaiter {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil
@@ -35,15 +42,19 @@ func newAwaiter(nc net.Conn, bw *bufio.Writer) *awaiter {
 	if err != nil {
 		return nil
 	}
-	a := &awaiter{raw: raw, bw: bw}
+	a := &awaiter{raw: raw, bw: bw, peek: peek}
 	a.step = a.next
 	return a
 }
 
-func (a *awaiter) next(uintptr) bool {
+func (a *awaiter) next(fd uintptr) bool {
 	a.calls++
 	if a.calls > 1 {
 		return true // woken: readable (or the deadline passed, or the connection closed)
+	}
+	if a.peek && !idle(fd) {
+		a.stale = true // bytes nobody asked for, or the peer's close: write nothing
+		return true
 	}
 	a.werr = a.bw.Flush()
 	return a.werr != nil
@@ -52,9 +63,12 @@ func (a *awaiter) next(uintptr) bool {
 // flushAndAwait flushes a.bw and waits until the connection is readable, its read deadline passes
 // or it is closed; the read that follows reports which. The error is the write's.
 func (a *awaiter) flushAndAwait() error {
-	a.calls, a.werr = 0, nil
+	a.calls, a.werr, a.stale = 0, nil, false
 	if err := a.raw.Read(a.step); err != nil && a.calls == 0 {
 		return err // the wait could not even start (closed): nothing was written
+	}
+	if a.stale {
+		return errConnStale
 	}
 	return a.werr
 }

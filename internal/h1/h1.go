@@ -18,7 +18,9 @@
 // time as a timeout error, and cancellation follows the request's context. A request that meets a
 // pooled connection the peer had already closed is sent again once on a fresh connection when that
 // is safe (nothing was written, or an idempotent request with a replayable body got no byte back),
-// as http.Transport does. Only plain-text HTTP/1.x is spoken: the peers are herd's own, and TLS and
+// as http.Transport does. A Transport for peers herd does not control (Config.CheckIdle: the node's
+// process apps) peeks at every pooled connection before it is used again, so bytes a peer wrote
+// after its answer are never read as the next request's. Only plain-text HTTP/1.x is spoken: the peers are herd's own, and TLS and
 // HTTP/2 to clients stay with net/http.
 package h1
 
@@ -60,6 +62,12 @@ type Config struct {
 	HeaderTimeout time.Duration // from the request written to the response headers read
 	IdleTimeout   time.Duration // a pooled connection unused this long is closed
 	MaxIdle       int           // pooled connections kept per address (default 64)
+	// CheckIdle peeks at every pooled connection before it is used again (one system call): bytes
+	// the peer wrote after its last answer, or its close, are then found before the next request
+	// instead of being read as that request's answer. Without it only requests that could not be
+	// sent twice are checked. Set it for peers running code herd does not control (process apps):
+	// one that writes past its answer must not answer the next client.
+	CheckIdle bool
 }
 
 // Transport is an http.RoundTripper for plain HTTP/1.1 to a set of addresses (req.URL.Host). It is
@@ -69,6 +77,7 @@ type Transport struct {
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
 	maxIdle       int
+	checkIdle     bool
 	now           func() time.Time
 
 	mu     sync.Mutex
@@ -83,7 +92,7 @@ func New(c Config) *Transport {
 		c.MaxIdle = 64
 	}
 	return &Transport{dialer: net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second},
-		headerTimeout: c.HeaderTimeout, idleTimeout: c.IdleTimeout, maxIdle: c.MaxIdle,
+		headerTimeout: c.HeaderTimeout, idleTimeout: c.IdleTimeout, maxIdle: c.MaxIdle, checkIdle: c.CheckIdle,
 		now: time.Now, idle: map[string][]*h1Conn{}, active: map[string]map[*h1Conn]struct{}{}}
 }
 
@@ -144,8 +153,10 @@ func (t *Transport) RoundTripInterim(req *http.Request, interim func(code int, h
 	for fresh := false; ; fresh = true {
 		// A request that could not simply be sent again (not idempotent, or with a body, which is
 		// consumed into the write buffer) checks that a pooled connection is still open.
-		check := !Idempotent(req) || req.Body != nil
-		c, err := t.conn(req.Context(), addr, fresh, check)
+		// With CheckIdle every pooled connection is checked; a body-less request's awaiter does that
+		// itself (see awaiter), with no extra system call.
+		check := !Idempotent(req) || req.Body != nil || t.checkIdle
+		c, err := t.conn(req.Context(), addr, fresh, check, req.Body == nil || req.Body == http.NoBody)
 		if err != nil {
 			return nil, err
 		}
@@ -187,14 +198,15 @@ func (c *h1Conn) retryable(req *http.Request, err error) bool {
 }
 
 // conn returns a pooled connection to addr (unless fresh) or dials one. With check, a pooled
-// connection the node has closed meanwhile is dropped instead.
-func (t *Transport) conn(ctx context.Context, addr string, fresh, check bool) (*h1Conn, error) {
+// connection the node has closed meanwhile (or that has bytes nobody asked for) is dropped instead;
+// for a body-less request on a CheckIdle transport the awaiter checks.
+func (t *Transport) conn(ctx context.Context, addr string, fresh, check, bodyless bool) (*h1Conn, error) {
 	for !fresh {
 		c := t.pop(addr)
 		if c == nil {
 			break
 		}
-		if !check || connAlive(c.conn) {
+		if !check || (t.checkIdle && bodyless && c.await != nil) || connAlive(c.conn) {
 			return c, nil
 		}
 		c.close()
@@ -206,7 +218,7 @@ func (t *Transport) conn(ctx context.Context, addr string, fresh, check bool) (*
 	c := &h1Conn{t: t, addr: addr, conn: nc}
 	c.br = bufio.NewReaderSize(c, 32<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
-	c.await = newAwaiter(nc, c.bw)
+	c.await = newAwaiter(nc, c.bw, t.checkIdle)
 	t.mu.Lock()
 	t.activeLocked(addr)[c] = struct{}{}
 	t.mu.Unlock()

@@ -411,3 +411,55 @@ func TestRelayInterimKeepsTheFinalAnswersFields(t *testing.T) {
 		t.Fatalf("header after the interim answer: %v, want only the field set before it", w.h)
 	}
 }
+
+// A peer that writes past its answer once the connection is back in the pool: with CheckIdle those
+// bytes are found before the next request, which goes out on a fresh connection; without it they
+// are read as the next request's answer (what CheckIdle is for).
+func TestCheckIdleRefusesLateBytes(t *testing.T) {
+	junkSent := make(chan struct{}, 2)
+	addr := rawBackend(t, func(nc net.Conn, req *http.Request) bool {
+		if req.URL.Path != "/late" {
+			io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+			return true
+		}
+		io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(20 * time.Millisecond) // the client has pooled the connection by now
+		io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+		junkSent <- struct{}{}
+		return true
+	})
+	put := func(tr *Transport) string { // a request with a body: checked before the write, not by the awaiter
+		req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/next", strings.NewReader("body"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for _, tc := range []struct {
+		check, body bool
+	}{{true, false}, {true, true}, {false, false}} {
+		tr := New(Config{DialTimeout: time.Second, CheckIdle: tc.check})
+		if got := get(t, tr, addr, "/late"); got != "ok" {
+			t.Fatalf("%+v: first answer %q", tc, got)
+		}
+		<-junkSent
+		time.Sleep(10 * time.Millisecond) // let the bytes cross loopback
+		var got string
+		if tc.body {
+			got = put(tr)
+		} else {
+			got = get(t, tr, addr, "/next")
+		}
+		check := tc.check
+		switch {
+		case check && got != "next":
+			t.Fatalf("CheckIdle %+v: the next request got %q, want a fresh connection's %q", tc, got, "next")
+		case !check && got != "EVIL":
+			t.Fatalf("without CheckIdle the next request got %q: the test no longer puts late bytes in its way", got)
+		}
+		tr.Close()
+	}
+}
