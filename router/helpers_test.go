@@ -50,6 +50,12 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// gossipSettle bounds the wait for a member's update (apps, draining, leaving) to reach the router.
+// It spreads by gossip in tens of milliseconds, but gossip is UDP and best effort: a message lost on
+// a loaded machine is made good by the next push/pull, every 5s in the local profile, with a random
+// peer, which can take more than one round. A CI run once missed a draining flag for 5s.
+const gossipSettle = 15 * time.Second
+
 // waitFor polls cond until it returns nil or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()

@@ -74,14 +74,14 @@ func TestNewAppBecomesRoutableAndUndeployDropsIt(t *testing.T) {
 		t.Fatalf("before deploy: %d %q, want 404 naming the problem", status, body)
 	}
 	n1.setApps(t, membership.App{Name: "counter", Context: "/counter"}, membership.App{Name: "fresh", Context: "/fresh"})
-	waitFor(t, 5*time.Second, "/fresh to become routable", func() error {
+	waitFor(t, gossipSettle, "/fresh to become routable", func() error {
 		if status, node, _ := get(t, client, r.url+"/fresh/x"); status != http.StatusOK || node != "node1" {
 			return fmt.Errorf("got %d from %q", status, node)
 		}
 		return nil
 	})
 	n1.setApps(t, membership.App{Name: "fresh", Context: "/fresh"}) // counter undeployed from node1
-	waitFor(t, 5*time.Second, "node1 to drop out of /counter", func() error {
+	waitFor(t, gossipSettle, "node1 to drop out of /counter", func() error {
 		if c := r.Table().match("/counter"); c == nil || len(c.backends) != 1 {
 			return fmt.Errorf("table has %v", c)
 		}
@@ -106,7 +106,7 @@ func TestDeadAndLeavingNodesDropOut(t *testing.T) {
 	if err := c.nodes["node2"].prov.Leave(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "node2 to be leaving", func() error {
+	waitFor(t, gossipSettle, "node2 to be leaving", func() error {
 		if b := r.Table().lookup("node2"); b != nil && !b.Draining() {
 			return fmt.Errorf("node2 not draining")
 		}
@@ -118,7 +118,7 @@ func TestDeadAndLeavingNodesDropOut(t *testing.T) {
 		}
 	}
 	r.clock.Advance(3 * time.Second) // past the drain timeout: reconcile forgets node2
-	waitFor(t, 5*time.Second, "leaving node2 to leave the table", func() error {
+	waitFor(t, gossipSettle, "leaving node2 to leave the table", func() error {
 		if r.Table().lookup("node2") != nil {
 			return fmt.Errorf("node2 still listed")
 		}
@@ -135,7 +135,7 @@ func TestDrainKeepsStickySessionsUntilTimeout(t *testing.T) {
 		t.Fatalf("pinned request: %d %s %s", status, node, body)
 	}
 	c.nodes["node2"].setDraining(t, true)
-	waitFor(t, 5*time.Second, "node2 draining in the table", func() error {
+	waitFor(t, gossipSettle, "node2 draining in the table", func() error {
 		if b := r.Table().lookup("node2"); b == nil || !b.Draining() {
 			return fmt.Errorf("not yet")
 		}
