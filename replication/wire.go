@@ -61,9 +61,7 @@ func encodeBatch(encoded [][]byte) []byte {
 // instantiates nothing the sender chooses) and validated; a bad delta fails the whole batch, naming
 // its index. Trailing bytes are an error.
 func decodeBatch(b []byte) ([]session.Delta, error) {
-	r := bytes.NewReader(b)
-	dec := msgpack.NewDecoder(r)
-	n, err := dec.DecodeArrayLen()
+	n, off, err := batchHeader(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: batch header: %w", ErrFrame, err)
 	}
@@ -72,19 +70,34 @@ func decodeBatch(b []byte) ([]session.Delta, error) {
 	}
 	out := make([]session.Delta, 0, min(n, 64))
 	for i := range n {
-		var d session.Delta
-		if err := d.DecodeMsgpack(dec); err != nil {
+		d, k, err := session.DecodeDelta(b[off:])
+		if err != nil {
 			return nil, fmt.Errorf("%w: delta %d: %w", ErrFrame, i, err)
 		}
+		off += k
 		if err := d.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: delta %d: %w", ErrFrame, i, err)
 		}
 		out = append(out, d)
 	}
-	if r.Len() != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes after %d deltas", ErrFrame, r.Len(), n)
+	if off != len(b) {
+		return nil, fmt.Errorf("%w: %d trailing bytes after %d deltas", ErrFrame, len(b)-off, n)
 	}
 	return out, nil
+}
+
+// batchHeader reads the array header that starts a TypeDeltas body and returns its length and size.
+// The forms appendBatchHeader writes are read directly; any other goes through msgpack's decoder.
+func batchHeader(b []byte) (n, size int, err error) {
+	switch {
+	case len(b) >= 1 && b[0]&0xf0 == 0x90:
+		return int(b[0] & 0x0f), 1, nil
+	case len(b) >= 3 && b[0] == 0xdc:
+		return int(b[1])<<8 | int(b[2]), 3, nil
+	}
+	r := bytes.NewReader(b)
+	n, err = msgpack.NewDecoder(r).DecodeArrayLen()
+	return n, len(b) - r.Len(), err
 }
 
 // ack is the reply to TypeDeltas.

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -245,13 +244,12 @@ func appendTime(b []byte, t time.Time) []byte {
 // UnmarshalDelta decodes and validates what MarshalDelta produced. Garbage
 // and trailing bytes are errors; it never panics.
 func UnmarshalDelta(b []byte) (Delta, error) {
-	var d Delta
-	r := bytes.NewReader(b)
-	if err := msgpack.NewDecoder(r).Decode(&d); err != nil {
+	d, n, err := DecodeDelta(b)
+	if err != nil {
 		return Delta{}, fmt.Errorf("session: decode delta: %w", err)
 	}
-	if r.Len() != 0 {
-		return Delta{}, fmt.Errorf("session: decode delta: %d trailing bytes", r.Len())
+	if n != len(b) {
+		return Delta{}, fmt.Errorf("session: decode delta: %d trailing bytes", len(b)-n)
 	}
 	if err := d.Validate(); err != nil {
 		return Delta{}, err

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -51,6 +52,11 @@ func TestMarshalDeltaMatchesReflection(t *testing.T) {
 		if !sameDelta(a, b) || !sameDelta(a, d) {
 			t.Fatalf("delta %d differs:\nfast %+v\nslow %+v", i, a, b)
 		}
+		// What the encoder writes, the canonical reader reads, all of it, without the library.
+		c, n, ok := decodeCanonical(fast)
+		if !ok || n != len(fast) || !sameDelta(c, d) {
+			t.Fatalf("delta %d: canonical reader ok=%v, %d of %d bytes, %+v", i, ok, n, len(fast), c)
+		}
 	}
 }
 
@@ -88,19 +94,66 @@ func BenchmarkMarshalDelta(b *testing.B) {
 	})
 }
 
-func BenchmarkUnmarshalDelta(b *testing.B) {
+// BenchmarkDecodeDelta reads the benchmark request's change (a counter and 1 KiB) the way a peer does
+// (canonical) and through msgpack/v5's decoder (library), which reads any other encoding.
+func BenchmarkDecodeDelta(b *testing.B) {
 	d := Delta{ID: newID(), App: "counter", Kind: KindChanged, Version: 42, Created: time.Now(), LastAccess: time.Now(),
 		MaxInactive: 30 * time.Minute, Set: map[string][]byte{"n": []byte("42"), "pad": make([]byte, 1024)}}
 	enc, err := MarshalDelta(d)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := UnmarshalDelta(enc); err != nil {
-			b.Fatal(err)
+	b.Run("canonical", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := DecodeDelta(enc); err != nil {
+				b.Fatal(err)
+			}
 		}
+	})
+	b.Run("library", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var got Delta
+			if err := got.DecodeMsgpack(msgpack.NewDecoder(bytes.NewReader(enc))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// The canonical reader accepts only what msgpack/v5's decoder reads the same way: whatever it
+// accepts, the library path accepts too, taking the same bytes and giving the same delta.
+func FuzzDecodeCanonical(f *testing.F) {
+	for _, d := range []Delta{
+		{ID: newID(), OldID: newID(), App: "a", Kind: KindIDChanged, Version: 3, Full: true,
+			Set: map[string][]byte{"k": {1}, "": nil, "big": make([]byte, 300)}, Deleted: []string{"z", ""},
+			Created: time.Unix(5, 7), LastAccess: time.Unix(1<<40, 999999999), MaxInactive: -time.Second},
+		{ID: newID(), App: strings.Repeat("x", 40), Kind: KindChanged, Version: 1 << 40, MaxInactive: time.Duration(1 << 62)},
+		{},
+	} {
+		enc, err := MarshalDelta(d)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+		f.Add(append(enc, 0x81, 0xa1, 'v', 0x05)) // a second delta behind it
 	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, n, ok := decodeCanonical(in)
+		if !ok {
+			return
+		}
+		r := bytes.NewReader(in)
+		var lib Delta
+		if err := lib.DecodeMsgpack(msgpack.NewDecoder(r)); err != nil {
+			t.Fatalf("canonical reader accepted what the library refuses (%v): %x", err, in)
+		}
+		if used := len(in) - r.Len(); used != n || !sameDelta(c, lib) || !c.Created.Equal(lib.Created) ||
+			!c.LastAccess.Equal(lib.LastAccess) || c.Created.Location() != lib.Created.Location() {
+			t.Fatalf("canonical reader: %d bytes, %+v\nlibrary: %d bytes, %+v", n, c, used, lib)
+		}
+	})
 }
 
 // Fields a newer member may add are skipped, whatever the length of their names, and long values
