@@ -286,6 +286,9 @@ func (d *Delta) DecodeMsgpack(dec *msgpack.Decoder) error {
 // is read past and returned cut, and its value is then skipped as an unknown field's.
 func fieldName(dec *msgpack.Decoder, buf []byte) ([]byte, error) {
 	n, err := dec.DecodeBytesLen()
+	if err == nil && n < -1 {
+		err = fmt.Errorf("length %d out of range", n) // a 32-bit int overflowed
+	}
 	if err != nil || n <= 0 {
 		return nil, err // nil or empty: no field of that name
 	}
@@ -365,10 +368,12 @@ const upfront = 64 << 10
 // allocated once for the common value of up to 64 KiB.
 func decodeValue(dec *msgpack.Decoder) ([]byte, error) {
 	n, err := dec.DecodeBytesLen()
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if n <= 0 {
+	case n < -1:
+		return nil, fmt.Errorf("length %d out of range", n) // a 32-bit int overflowed
+	case n <= 0:
 		return []byte{}, nil
 	}
 	v := make([]byte, 0, min(n, upfront))

@@ -20,8 +20,11 @@ import (
 //
 // A peer that may break that rule (a process app: code herd does not control) is checked first: with
 // peek set, the raw read's first step looks for bytes that are already there (one system call, made
-// after the poller's reset, so nothing can slip in between unseen) and reports the connection stale
-// instead of writing to it.
+// after the poller's reset, so bytes that come later still wake the wait) and reports the connection
+// stale instead of completing the request on it (errUnsent: safe to send again elsewhere; a head
+// longer than the write buffer may have partly gone out, never all of it). Bytes the peer writes
+// after the peek, before it has the request, are still read as the answer: HTTP/1.1 cannot tell
+// them apart.
 type awaiter struct {
 	raw   syscall.RawConn
 	bw    *bufio.Writer
@@ -68,7 +71,7 @@ func (a *awaiter) flushAndAwait() error {
 		return err // the wait could not even start (closed): nothing was written
 	}
 	if a.stale {
-		return errConnStale
+		return errUnsent
 	}
 	return a.werr
 }

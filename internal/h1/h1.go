@@ -139,6 +139,11 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 // errConnStale is an attempt on a pooled connection that the node had closed.
 var errConnStale = errors.New("h1: pooled connection closed by the peer")
 
+// errUnsent is a body-less request the awaiter's peek stopped before its end went out: the
+// connection held bytes nobody asked for, or the peer's close. It may be sent again on a fresh
+// connection whatever its method.
+var errUnsent = errors.New("h1: the connection had unrequested bytes or was closed by the peer; the request was not sent")
+
 // RoundTrip implements http.RoundTripper. Interim answers (1xx other than 101, such as 103 Early
 // Hints) go to the Got1xxResponse hook of the request context's httptrace.ClientTrace, if any.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -189,6 +194,9 @@ func (t *Transport) RoundTripInterim(req *http.Request, interim func(code int, h
 func (c *h1Conn) retryable(req *http.Request, err error) bool {
 	if req.Context().Err() != nil || errors.Is(err, errHeaderTimeout) {
 		return false
+	}
+	if errors.Is(err, errUnsent) {
+		return true // only body-less requests are awaited: nothing to replay
 	}
 	replayable := req.Body == nil || req.GetBody != nil
 	if c.written == 0 {

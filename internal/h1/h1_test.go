@@ -463,3 +463,36 @@ func TestCheckIdleRefusesLateBytes(t *testing.T) {
 		tr.Close()
 	}
 }
+
+// A pooled connection the peer closed after its answer (an app's idle timeout): the next body-less
+// request goes out on a fresh connection, whatever its method, its body (nil or http.NoBody) and the
+// size of its head (one longer than the write buffer is partly written before the awaiter's peek).
+func TestStaleConnectionResent(t *testing.T) {
+	addr := rawBackend(t, func(nc net.Conn, req *http.Request) bool {
+		io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return false // closes after each answer
+	})
+	for _, check := range []bool{false, true} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			for _, body := range []io.Reader{nil, http.NoBody} {
+				for _, cookie := range []int{10, 10 << 10} {
+					tr := New(Config{DialTimeout: time.Second, CheckIdle: check})
+					get(t, tr, addr, "/")
+					time.Sleep(20 * time.Millisecond) // the close reaches the pooled connection
+					req, _ := http.NewRequest(method, "http://"+addr+"/", body)
+					req.Header.Set("Cookie", strings.Repeat("a", cookie))
+					resp, err := tr.RoundTrip(req)
+					if err != nil {
+						t.Fatalf("CheckIdle %v, %s, body %T, %d-byte cookie: %v", check, method, body, cookie, err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if string(b) != "ok" {
+						t.Fatalf("CheckIdle %v, %s: body %q", check, method, b)
+					}
+					tr.Close()
+				}
+			}
+		}
+	}
+}
