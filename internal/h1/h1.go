@@ -20,8 +20,9 @@
 // is safe (nothing was written, or an idempotent request with a replayable body got no byte back),
 // as http.Transport does. A Transport for peers herd does not control (Config.CheckIdle: the node's
 // process apps) peeks at every pooled connection before it is used again, so bytes a peer wrote
-// after its answer are never read as the next request's. Only plain-text HTTP/1.x is spoken: the peers are herd's own, and TLS and
-// HTTP/2 to clients stay with net/http.
+// after its answer, before the next request went out, are not read as that request's answer. Only
+// plain-text HTTP/1.x is spoken: the peers are herd's own, and TLS and HTTP/2 to clients stay with
+// net/http.
 package h1
 
 import (
