@@ -28,7 +28,8 @@ func DecodeDelta(b []byte) (Delta, int, error) {
 
 // decodeCanonical reads a delta whose every value has the msgpack type appendDelta gives it (field
 // order is free, each field's last occurrence wins, as with the library). It declines (ok false)
-// whatever else it meets, unknown fields included, and never allocates more than what it has read.
+// whatever else it meets, unknown fields included; a length that lies costs it at most a map or
+// slice sized for 64 entries, since every entry must then be read from b.
 func decodeCanonical(b []byte) (d Delta, n int, ok bool) {
 	r := canonReader{b: b}
 	fields, ok := r.mapLen()
