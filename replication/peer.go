@@ -181,13 +181,28 @@ func (p *peer) run() {
 	}
 }
 
+// batchBodies recycles the bodies sendBatch builds: the channel copies a body into its record, so
+// it is garbage once sent, and the sender builds one per batch (tens of KiB).
+var batchBodies sync.Pool // of *[]byte
+
+// maxPooledBody bounds the bodies kept in batchBodies.
+const maxPooledBody = 1 << 20
+
 // sendBatch sends queued changes in one message; on failure their sessions are marked for resend.
 func (p *peer) sendBatch(batch []item) {
-	encs := make([][]byte, len(batch))
-	for i, it := range batch {
-		encs[i] = it.enc
+	bp, _ := batchBodies.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
 	}
-	err := p.send(p.ctx, encodeBatch(encs), len(batch))
+	body := appendBatchHeader((*bp)[:0], len(batch))
+	for _, it := range batch {
+		body = append(body, it.enc...)
+	}
+	err := p.send(p.ctx, body, len(batch))
+	if cap(body) <= maxPooledBody {
+		*bp = body[:0]
+		batchBodies.Put(bp)
+	}
 	if err != nil {
 		for _, it := range batch {
 			p.markResync(it.id)
