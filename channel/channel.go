@@ -53,6 +53,7 @@ type Channel struct {
 
 	hmu      sync.RWMutex
 	handlers map[uint16]Handler
+	lent     map[uint16]bool // types registered with HandleTransient
 	streams  map[uint16]StreamHandler
 
 	mu    sync.Mutex
@@ -86,7 +87,7 @@ func New(cfg Config) (*Channel, error) {
 	return &Channel{
 		cfg: cfg, keys: keys, log: log.With("member", cfg.Name),
 		ctx: ctx, cancel: cancel, hsSem: make(chan struct{}, maxPendingHandshakes),
-		handlers: make(map[uint16]Handler), streams: make(map[uint16]StreamHandler),
+		handlers: make(map[uint16]Handler), lent: make(map[uint16]bool), streams: make(map[uint16]StreamHandler),
 		live: make(map[io.Closer]struct{}), pools: make(map[string]*pool),
 		stats: channelCounters{peers: make(map[string]*peerCounters)},
 	}, nil
@@ -98,12 +99,30 @@ func (ch *Channel) Handle(typ uint16, h Handler) {
 	ch.hmu.Lock()
 	defer ch.hmu.Unlock()
 	ch.handlers[typ] = h
+	delete(ch.lent, typ)
+}
+
+// HandleTransient is Handle for a handler that is done with msg.Body when it returns (it copies
+// whatever it keeps): such messages are read into a buffer the connection reuses instead of one
+// allocated per message.
+func (ch *Channel) HandleTransient(typ uint16, h Handler) {
+	ch.hmu.Lock()
+	defer ch.hmu.Unlock()
+	ch.handlers[typ] = h
+	ch.lent[typ] = true
 }
 
 func (ch *Channel) handler(typ uint16) Handler {
 	ch.hmu.RLock()
 	defer ch.hmu.RUnlock()
 	return ch.handlers[typ]
+}
+
+// transient reports whether typ's handler was registered with HandleTransient.
+func (ch *Channel) transient(typ uint16) bool {
+	ch.hmu.RLock()
+	defer ch.hmu.RUnlock()
+	return ch.lent[typ]
 }
 
 // Start binds Config.Bind (unless empty) and starts accepting peers. ctx

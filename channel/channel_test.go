@@ -378,3 +378,68 @@ func TestShutdownFailsWaitingRequests(t *testing.T) {
 		t.Fatal("request still waiting after Shutdown")
 	}
 }
+
+// A transient handler's messages are read into one buffer the connection reuses; every other
+// handler's message keeps a body of its own, even when the two kinds interleave on one connection.
+func TestTransientHandlerReusesReadBuffer(t *testing.T) {
+	checkGoroutines(t)
+	const n = 60
+	var (
+		mu      sync.Mutex
+		kept    = map[int][]byte{} // type 2 bodies, kept as handed over
+		bufs    = map[*byte]bool{} // where type 1 bodies were read
+		lent    int
+		errs    []string
+		handled = make(chan struct{}, n)
+	)
+	uniform := func(b []byte) bool { return len(b) > 0 && bytes.Count(b, b[:1]) == len(b) }
+	b := startChannel(t, testConfig(t, "b"), func(c *Channel) {
+		c.HandleTransient(1, func(_ context.Context, _ string, msg Message) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !uniform(msg.Body) {
+				errs = append(errs, fmt.Sprintf("transient message %d: mixed bytes", msg.Body[0]))
+			}
+			bufs[&msg.Body[:1][0]] = true
+			lent++
+			handled <- struct{}{}
+			return nil, nil
+		})
+		c.Handle(2, func(_ context.Context, _ string, msg Message) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			kept[int(msg.Body[0])] = msg.Body
+			handled <- struct{}{}
+			return nil, nil
+		})
+	})
+	a := startChannel(t, testConfig(t, "a"))
+	size := func(i int) int { return 100 + (i*7919)%30000 }
+	for i := range n {
+		body := bytes.Repeat([]byte{byte(i + 1)}, size(i))
+		if err := a.Send(context.Background(), b.Addr(), Message{Type: uint16(1 + i%2), Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		select {
+		case <-handled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("messages not handled")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for i := 1; i < n; i += 2 {
+		if got := kept[i+1]; len(got) != size(i) || !uniform(got) {
+			t.Fatalf("kept body of message %d: %d bytes, uniform %v; want %d bytes of %d (overwritten by a later read?)",
+				i, len(got), uniform(got), size(i), i+1)
+		}
+	}
+	if len(bufs) >= lent {
+		t.Fatalf("%d transient messages were read into %d buffers: the read buffer was never reused", lent, len(bufs))
+	}
+}

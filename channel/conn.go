@@ -2,6 +2,7 @@ package channel
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -160,14 +161,27 @@ func (c *conn) readLoop() {
 			c.recvStream.fail(fmt.Errorf("%w: %w", ErrStreamAborted, c.closedErr()))
 		}
 	}()
+	// Records for a handler that is done with the body when it returns (HandleTransient) are read
+	// into buf, again and again; every other frame gets a body of its own.
+	var buf []byte
 	for {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.ch.cfg.IdleTimeout))
 		var f frame
 		var n int
-		f, n, err = readRecord(c.br, c.recv, c.ch.cfg.MaxFrame)
+		var rec []byte
+		f, n, rec, err = readRecordInto(c.br, c.recv, c.ch.cfg.MaxFrame, buf)
 		if err == nil {
 			c.lastRecv.Store(time.Now().UnixNano())
 			c.stats.received(n)
+			fresh := cap(rec) > cap(buf)
+			switch {
+			case c.lends(f):
+				if fresh && cap(rec) <= maxLentRecord {
+					buf = rec // kept for the next records
+				}
+			case !fresh:
+				f.body = bytes.Clone(f.body) // buf is read into again
+			}
 			err = c.dispatch(f)
 		}
 		if err != nil {
@@ -178,6 +192,15 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// maxLentRecord bounds the read buffer a connection keeps for transient handlers' records.
+const maxLentRecord = 256 << 10
+
+// lends reports whether f goes to a handler registered with HandleTransient, which may be given a
+// body in the connection's reused read buffer.
+func (c *conn) lends(f frame) bool {
+	return c.kind == connMessages && !c.outbound && (f.kind == kindMsg || f.kind == kindRequest) && c.ch.transient(f.typ)
 }
 
 // dispatch routes a frame by connection kind and direction; a frame that

@@ -101,25 +101,36 @@ func parseFrame(plain []byte) (frame, error) {
 // maxBody bytes. It returns the bytes read from the wire. Errors wrapping
 // ErrBadFrame mean the peer sent something invalid; others are I/O errors.
 func readRecord(r io.Reader, rc *recordCipher, maxBody int) (frame, int, error) {
+	f, n, _, err := readRecordInto(r, rc, maxBody, nil)
+	return f, n, err
+}
+
+// readRecordInto is readRecord reading into buf when it is large enough, into a new buffer
+// otherwise; rec is the buffer used (the frame's body lies in it).
+func readRecordInto(r io.Reader, rc *recordCipher, maxBody int, buf []byte) (f frame, read int, rec []byte, err error) {
 	var prefix [lenSize]byte
 	if _, err := io.ReadFull(r, prefix[:]); err != nil {
-		return frame{}, 0, err
+		return frame{}, 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(prefix[:])
 	if n < overhead || uint64(n) > uint64(maxBody)+overhead {
-		return frame{}, lenSize, fmt.Errorf("%w: record length %d outside [%d, %d]", ErrBadFrame, n, overhead, maxBody+overhead)
+		return frame{}, lenSize, nil, fmt.Errorf("%w: record length %d outside [%d, %d]", ErrBadFrame, n, overhead, maxBody+overhead)
 	}
-	buf := make([]byte, n)
+	if uint64(cap(buf)) >= uint64(n) {
+		buf = buf[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return frame{}, lenSize, fmt.Errorf("%w: truncated record: %w", ErrBadFrame, err)
+		return frame{}, lenSize, buf, fmt.Errorf("%w: truncated record: %w", ErrBadFrame, err)
 	}
 	plain, err := rc.open(prefix[:], buf)
 	if err != nil {
-		return frame{}, lenSize + int(n), fmt.Errorf("%w: %w", ErrBadFrame, err)
+		return frame{}, lenSize + int(n), buf, fmt.Errorf("%w: %w", ErrBadFrame, err)
 	}
-	f, err := parseFrame(plain)
-	return f, lenSize + int(n), err
+	f, err = parseFrame(plain)
+	return f, lenSize + int(n), buf, err
 }

@@ -264,7 +264,7 @@ func New(cfg Config) (*Replicator, error) {
 		}
 	}
 	ch := cfg.Channel
-	ch.Handle(TypeDeltas, r.handleDeltas)
+	ch.HandleTransient(TypeDeltas, r.handleDeltas) // decodeBatch copies what it keeps
 	ch.Handle(TypeFetch, r.handleFetch)
 	ch.Handle(TypeTransfer, r.handleTransfer)
 	ch.HandleStream(TypeTransferData, r.handleTransferData)
