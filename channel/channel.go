@@ -112,17 +112,12 @@ func (ch *Channel) HandleTransient(typ uint16, h Handler) {
 	ch.lent[typ] = true
 }
 
-func (ch *Channel) handler(typ uint16) Handler {
+// handlerOf returns typ's handler and whether it was registered with HandleTransient, read together
+// so that a handler replaced meanwhile never gets a body lent to the one before.
+func (ch *Channel) handlerOf(typ uint16) (h Handler, transient bool) {
 	ch.hmu.RLock()
 	defer ch.hmu.RUnlock()
-	return ch.handlers[typ]
-}
-
-// transient reports whether typ's handler was registered with HandleTransient.
-func (ch *Channel) transient(typ uint16) bool {
-	ch.hmu.RLock()
-	defer ch.hmu.RUnlock()
-	return ch.lent[typ]
+	return ch.handlers[typ], ch.lent[typ]
 }
 
 // Start binds Config.Bind (unless empty) and starts accepting peers. ctx

@@ -174,15 +174,20 @@ func (c *conn) readLoop() {
 			c.lastRecv.Store(time.Now().UnixNano())
 			c.stats.received(n)
 			fresh := cap(rec) > cap(buf)
+			var h Handler // a message's handler, looked up once with its transient flag
+			lent := false
+			if c.servesMessages(f) {
+				h, lent = c.ch.handlerOf(f.typ)
+			}
 			switch {
-			case c.lends(f):
+			case lent:
 				if fresh && cap(rec) <= maxLentRecord {
 					buf = rec // kept for the next records
 				}
 			case !fresh:
 				f.body = bytes.Clone(f.body) // buf is read into again
 			}
-			err = c.dispatch(f)
+			err = c.dispatch(f, h)
 		}
 		if err != nil {
 			if errors.Is(err, ErrBadFrame) && !c.isClosed() {
@@ -197,22 +202,22 @@ func (c *conn) readLoop() {
 // maxLentRecord bounds the read buffer a connection keeps for transient handlers' records.
 const maxLentRecord = 256 << 10
 
-// lends reports whether f goes to a handler registered with HandleTransient, which may be given a
-// body in the connection's reused read buffer.
-func (c *conn) lends(f frame) bool {
-	return c.kind == connMessages && !c.outbound && (f.kind == kindMsg || f.kind == kindRequest) && c.ch.transient(f.typ)
+// servesMessages reports whether f is a message or request for a handler on this connection.
+func (c *conn) servesMessages(f frame) bool {
+	return c.kind == connMessages && !c.outbound && (f.kind == kindMsg || f.kind == kindRequest)
 }
 
 // dispatch routes a frame by connection kind and direction; a frame that
-// does not belong on this connection is a protocol violation.
-func (c *conn) dispatch(f frame) error {
+// does not belong on this connection is a protocol violation. h is the
+// handler of a message frame (nil: none registered).
+func (c *conn) dispatch(f frame, h Handler) error {
 	switch {
 	case f.kind == kindPing && !c.outbound:
 		return c.write(kindPong, 0, 0, nil)
 	case f.kind == kindPong && c.outbound:
 		return nil
-	case c.kind == connMessages && !c.outbound && (f.kind == kindMsg || f.kind == kindRequest):
-		c.serveMessage(f)
+	case c.servesMessages(f):
+		c.serveMessage(f, h)
 		return nil
 	case c.kind == connMessages && c.outbound && (f.kind == kindReply || f.kind == kindError):
 		c.pmu.Lock()
@@ -233,9 +238,8 @@ func (c *conn) dispatch(f frame) error {
 
 // serveMessage runs the handler inline: one message at a time per
 // connection, in arrival order.
-func (c *conn) serveMessage(f frame) {
+func (c *conn) serveMessage(f frame, h Handler) {
 	msg := Message{Type: f.typ, Body: f.body}
-	h := c.ch.handler(f.typ)
 	var reply []byte
 	var err error
 	code := codeOK

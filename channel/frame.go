@@ -24,8 +24,9 @@ const (
 	kindMax          = kindResult
 )
 
-// frame is one decoded record. body aliases the record buffer, which is
-// allocated per record and so may be kept by its receiver.
+// frame is one decoded record. body aliases the record buffer: one of its
+// own, which its receiver may keep, except for a message lent to a
+// HandleTransient handler, whose buffer the connection reads into again.
 type frame struct {
 	kind byte
 	typ  uint16
