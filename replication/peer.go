@@ -258,13 +258,14 @@ type syncCall struct {
 	body []byte
 }
 
-// startSync begins replicating one change to the peer (sync and pooled modes); finishSync waits for
-// the ack. At most one message per peer is in flight in sync mode, PoolSize in pooled mode; a
+// startSync begins replicating one change to the peer (sync and pooled modes); awaitSync waits for
+// the ack. one holds the change's message body, encoded by the first peer that leads a message with
+// it and shared by the others (the channel copies a body into its record). At most one message per peer is in flight in sync mode, PoolSize in pooled mode; a
 // change that finds them all busy joins the batch that leaves as soon as one of them is acknowledged,
 // so under concurrency the peer gets fewer, larger messages and every request still returns only once
 // its change was acked. A change to several peers is written to all of them before any ack is
 // awaited, on the request's own goroutine.
-func (p *peer) startSync(ctx context.Context, mode, id string, enc []byte) syncCall {
+func (p *peer) startSync(ctx context.Context, mode, id string, enc []byte, one *[]byte) syncCall {
 	limit := p.r.cfg.PoolSize
 	if mode == ModeSync {
 		limit = 1
@@ -274,7 +275,10 @@ func (p *peer) startSync(ctx context.Context, mode, id string, enc []byte) syncC
 		p.gcInflight++
 		p.gcMu.Unlock()
 		b := &syncBatch{encs: [][]byte{enc}, ids: []string{id}, done: make(chan struct{})}
-		body := encodeBatch(b.encs)
+		if *one == nil {
+			*one = encodeBatch(b.encs)
+		}
+		body := *one
 		return syncCall{b: b, lead: true, body: body,
 			call: p.r.cfg.Channel.Go(ctx, p.addr, channel.Message{Type: TypeDeltas, Body: body})}
 	}

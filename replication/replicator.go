@@ -538,8 +538,9 @@ func (r *Replicator) replicateSync(st *settings, targets []*peer, id string, enc
 	start := time.Now()
 	errs := make([]error, len(targets))
 	calls := make([]syncCall, len(targets))
+	var one []byte // the message of this change alone, encoded once for every peer it leads to
 	for i, p := range targets {
-		calls[i] = p.startSync(ctx, st.mode, id, enc)
+		calls[i] = p.startSync(ctx, st.mode, id, enc, &one)
 	}
 	// The messages this request leads first, and the batches that formed behind them, before the
 	// batches it joined: those may be led by a request that waits, in turn, for this one's.
