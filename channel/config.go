@@ -43,7 +43,8 @@ type Config struct {
 	// earlier deadline.
 	AckTimeout time.Duration
 	// IdleTimeout closes a connection on which nothing was received for
-	// this long, and bounds each write.
+	// this long, and bounds each write (both to within a sixteenth: the
+	// deadlines are moved only once they are that stale).
 	IdleTimeout time.Duration
 	// KeepAlive is how often a dialled connection that has sent nothing
 	// sends a ping. It must be shorter than IdleTimeout; 0 disables pings,

@@ -24,7 +24,8 @@ import (
 //
 //   - the CPU time of a request with replication off, the same load as BenchmarkReplicationModes;
 //   - the work every change needs whatever the design: encode it once, and on each of the two peers
-//     seal and open it (AES-GCM), decode and validate it and apply it to the session store;
+//     (the delta manager in a 3-node cluster; one with the backup manager and one backup) seal and
+//     open it (AES-GCM), decode and validate it and apply it to the session store;
 //   - moving it: a bare TCP round trip over loopback (plain Go sockets, no encryption, no framing),
 //     one change per round trip as sync/pooled does at low concurrency, and the best case of async:
 //     many changes per write.
@@ -66,6 +67,7 @@ func BenchmarkReplicationFloor(b *testing.B) {
 	off := runMode(b, "off").cpu
 
 	syncFloor := encode + 2*(crypt+decode+apply+rt)
+	backupFloor := encode + crypt + decode + apply + rt // the backup manager with one backup: one peer
 	asyncFloor := encode + 2*(crypt+decodeBatched+apply+batched)
 	budget := func(goal float64) float64 { return off * (1/goal - 1) }
 	var sb strings.Builder
@@ -81,12 +83,14 @@ func BenchmarkReplicationFloor(b *testing.B) {
 	}{
 		{"async (batched, 2 peers)", 0.9, asyncFloor},
 		{"sync/pooled (2 round trips)", 0.7, syncFloor},
+		{"sync/pooled, backup (1 peer)", 0.7, backupFloor},
 	} {
 		fmt.Fprintf(&sb, "%-28s %11.2fx %12.2fµs %12.2fµs %.2fx\n", row.name, row.goal, budget(row.goal), row.floor, off/(off+row.floor))
 	}
 	b.ReportMetric(off, "off_cpu_µs/req")
 	b.ReportMetric(off/(off+asyncFloor), "async_ceiling")
 	b.ReportMetric(off/(off+syncFloor), "sync_ceiling")
+	b.ReportMetric(off/(off+backupFloor), "sync_backup_ceiling")
 	b.Log(sb.String())
 }
 
