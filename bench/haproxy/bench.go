@@ -2,8 +2,10 @@
 // requests/s and p50/p99 latency for a small response and a 64 KiB one, each client holding a
 // sticky session cookie, measured directly against the nodes, through `herd router` and through
 // HAProxy (sticky on the JSESSIONID route suffix, keep-alive to the nodes). Every party runs in its
-// own process pinned with taskset: the proxy on one CPU, the load generator and the nodes on the
-// other. See README.md; run it with
+// own process pinned with taskset: by default the proxy and the nodes on one CPU, the load
+// generator on the other (the proxy's CPU time is taken from the backends, as in a deployment where
+// they share machines); -nodecpu 1 moves the nodes to the load generator's CPU instead. See
+// README.md; run it with
 //
 //	go test -run '^$' -bench . -benchtime 1x ./bench/haproxy
 //
@@ -43,8 +45,11 @@ type Config struct {
 	// Rounds repeats every measurement, interleaved, and reports medians (default 3): the machine
 	// may be shared, and one noisy second should not decide a ratio.
 	Rounds int
-	// ProxyCPU and LoadCPU are taskset CPU lists (default "0" and "1"; the nodes share LoadCPU).
-	ProxyCPU, LoadCPU string
+	// ProxyCPU and LoadCPU are taskset CPU lists (default "0" and "1"). NodeCPU is the nodes' list,
+	// by default ProxyCPU: the proxy shares its core with the backends, so every µs it spends on a
+	// request is taken from them (the placement the router issue's HAProxy figures come from). Set it
+	// to LoadCPU to give the proxy a core of its own.
+	ProxyCPU, LoadCPU, NodeCPU string
 	// HAProxy is the haproxy executable (default: "haproxy" from PATH; absent: its rows are skipped).
 	HAProxy string
 	// Log receives progress lines (default io.Discard).
@@ -61,11 +66,12 @@ type Row struct {
 	P50, P99  time.Duration
 	// ProxyCPU is the CPU time the proxy process used per request (0 for direct).
 	ProxyCPU time.Duration
-	// LoadBusy is the share of time the load CPU (load generator and nodes) was busy, 0 to 1
-	// (0 when unknown or when LoadCPU names more than one CPU).
-	LoadBusy float64
-	// LoadCPU is the busy time of the load CPU per request: what a request costs the load generator
-	// and the nodes (and the kernel's work for them), the share the proxies cannot take away.
+	// ProxyBusy and LoadBusy are the shares of time the proxy's CPU and the load CPU were busy, 0
+	// to 1 (0 when unknown or when the list names more than one CPU).
+	ProxyBusy, LoadBusy float64
+	// LoadCPU is the busy time of the load CPU per request: what a request costs the processes
+	// there (the load generator, and the nodes when NodeCPU is LoadCPU) and the kernel's work for
+	// them.
 	LoadCPU time.Duration
 }
 
@@ -105,6 +111,9 @@ func (c *Config) defaults() {
 	}
 	if c.LoadCPU == "" {
 		c.LoadCPU = "1"
+	}
+	if c.NodeCPU == "" {
+		c.NodeCPU = c.ProxyCPU
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
@@ -161,8 +170,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Rounds: cfg.Rounds}
 	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
 		pin = func(cpu string, argv ...string) []string { return append([]string{"taskset", "-c", cpu}, argv...) }
-		rep.Placement = fmt.Sprintf("taskset: proxy (herd router or haproxy, 1 thread) on CPU %s; load generator and %d nodes on CPU %s; Go's GOMAXPROCS follows the affinity",
-			cfg.ProxyCPU, cfg.Nodes, cfg.LoadCPU)
+		rep.Placement = fmt.Sprintf("taskset: proxy (herd router or haproxy, 1 thread) on CPU %s; load generator on CPU %s; %d nodes on CPU %s; Go's GOMAXPROCS follows the affinity",
+			cfg.ProxyCPU, cfg.LoadCPU, cfg.Nodes, cfg.NodeCPU)
 	} else {
 		rep.Placement = "unpinned (taskset missing or fewer than 2 CPUs)"
 	}
@@ -174,7 +183,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}()
 	var nodeAddrs []string
 	for i := 1; i <= cfg.Nodes; i++ {
-		p, err := startRole(ctx, pin(cfg.LoadCPU, cfg.Binary), "node", "BENCH_NAME=node"+strconv.Itoa(i))
+		p, err := startRole(ctx, pin(cfg.NodeCPU, cfg.Binary), "node", "BENCH_NAME=node"+strconv.Itoa(i))
 		if err != nil {
 			return nil, err
 		}
@@ -264,6 +273,7 @@ func median(rows []Row) Row {
 	out.P50 = time.Duration(pick(func(r Row) float64 { return float64(r.P50) }))
 	out.P99 = time.Duration(pick(func(r Row) float64 { return float64(r.P99) }))
 	out.ProxyCPU = time.Duration(pick(func(r Row) float64 { return float64(r.ProxyCPU) }))
+	out.ProxyBusy = pick(func(r Row) float64 { return r.ProxyBusy })
 	out.LoadBusy = pick(func(r Row) float64 { return r.LoadBusy })
 	out.LoadCPU = time.Duration(pick(func(r Row) float64 { return float64(r.LoadCPU) }))
 	out.Requests, out.Failures = 0, 0
@@ -409,12 +419,14 @@ func measure(ctx context.Context, cfg Config, pin func(string, ...string) []stri
 		"BENCH_SIZE="+strconv.Itoa(size))
 	cmd.Stderr = os.Stderr
 	cpu0 := cpuTime(proxyPID)
+	pbusy0, ptotal0 := cpuBusy(cfg.ProxyCPU)
 	busy0, total0 := cpuBusy(cfg.LoadCPU)
 	out, err := cmd.Output()
 	if err != nil {
 		return Row{}, fmt.Errorf("load generator: %w", err)
 	}
 	cpu1 := cpuTime(proxyPID)
+	pbusy1, ptotal1 := cpuBusy(cfg.ProxyCPU)
 	busy1, total1 := cpuBusy(cfg.LoadCPU)
 	var res loadResult
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -426,6 +438,9 @@ func measure(ctx context.Context, cfg Config, pin func(string, ...string) []stri
 	row := Row{Requests: res.Requests, Failures: res.Failures, PerSecond: res.PerSecond, P50: res.P50, P99: res.P99}
 	if proxyPID != 0 {
 		row.ProxyCPU = (cpu1 - cpu0) / time.Duration(res.Requests+20*cfg.Concurrency)
+	}
+	if ptotal1 > ptotal0 {
+		row.ProxyBusy = float64(pbusy1-pbusy0) / float64(ptotal1-ptotal0)
 	}
 	if total1 > total0 {
 		row.LoadBusy = float64(busy1-busy0) / float64(total1-total0)
@@ -493,19 +508,22 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "HAProxy skipped: %s\n", r.Skipped)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "size\ttarget\treq/s\tp50\tp99\tproxy CPU/req\tload CPU busy\tload CPU/req\tfailures")
+	fmt.Fprintln(tw, "size\ttarget\treq/s\tp50\tp99\tproxy CPU/req\tproxy core busy\tload CPU busy\tload CPU/req\tfailures")
 	for _, row := range r.Rows {
 		cpu := "-"
 		if row.ProxyCPU > 0 {
 			cpu = row.ProxyCPU.Round(100 * time.Nanosecond).String()
 		}
-		busy, load := "-", "-"
+		pbusy, busy, load := "-", "-", "-"
+		if row.ProxyBusy > 0 {
+			pbusy = fmt.Sprintf("%.0f%%", 100*row.ProxyBusy)
+		}
 		if row.LoadBusy > 0 {
 			busy = fmt.Sprintf("%.0f%%", 100*row.LoadBusy)
 			load = row.LoadCPU.Round(100 * time.Nanosecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%s\t%s\t%s\t%d\n", row.Size, row.Target, row.PerSecond,
-			row.P50.Round(time.Microsecond), row.P99.Round(time.Microsecond), cpu, busy, load, row.Failures)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%s\t%s\t%s\t%s\t%d\n", row.Size, row.Target, row.PerSecond,
+			row.P50.Round(time.Microsecond), row.P99.Round(time.Microsecond), cpu, pbusy, busy, load, row.Failures)
 	}
 	_ = tw.Flush()
 	for _, size := range []string{"small", "64k"} {

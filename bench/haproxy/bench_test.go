@@ -12,6 +12,9 @@ var (
 	duration    = flag.Duration("duration", 3*time.Second, "length of each measurement")
 	numRounds   = flag.Int("rounds", 3, "interleaved repetitions of every measurement (medians are reported)")
 	concurrency = flag.Int("concurrency", 16, "clients, each with its own session")
+	proxyCPU    = flag.String("proxycpu", "0", "taskset CPU list of the proxy under test")
+	loadCPU     = flag.String("loadcpu", "1", "taskset CPU list of the load generator")
+	nodeCPU     = flag.String("nodecpu", "", "taskset CPU list of the nodes (default: -proxycpu, sharing the proxy's core; -nodecpu 1 gives the proxy a core of its own)")
 )
 
 func TestMain(m *testing.M) {
@@ -26,7 +29,7 @@ func TestMain(m *testing.M) {
 func BenchmarkRouterVsHAProxy(b *testing.B) {
 	var log strings.Builder
 	rep, err := Run(b.Context(), Config{Binary: os.Args[0], Duration: *duration, Rounds: *numRounds,
-		Concurrency: *concurrency, Log: &log})
+		Concurrency: *concurrency, ProxyCPU: *proxyCPU, LoadCPU: *loadCPU, NodeCPU: *nodeCPU, Log: &log})
 	if err != nil {
 		b.Fatal(err)
 	}
