@@ -552,3 +552,46 @@ func TestServerUnreadBodyOfAStalledClient(t *testing.T) {
 		t.Fatalf("a stalled body held the connection for %v", time.Since(start))
 	}
 }
+
+// The wait for the next request keeps its deadline across a burst of requests (it is moved only once
+// it is a sixteenth stale): the connection still closes after the idle timeout, not before 15/16 of
+// it, and a deadline a handler set never stands in for it.
+func TestServerIdleDeadlineAfterBurst(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	addr, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/short" {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		}
+		io.WriteString(w, r.URL.Path)
+	}, func(s *Server) { s.IdleTimeout, s.ReadHeaderTimeout = idle, idle })
+
+	c := dialRaw(t, addr)
+	for i := range 50 {
+		c.send("GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, body := c.read("GET"); body != "/a" {
+			t.Fatalf("request %d: %q", i, body)
+		}
+	}
+	last := time.Now()
+	if !c.closed() {
+		t.Fatal("the connection did not close after the idle timeout")
+	}
+	if took := time.Since(last); took < idle*15/16-20*time.Millisecond || took > idle+time.Second {
+		t.Fatalf("closed %v after the last answer, idle timeout %v", took, idle)
+	}
+
+	// A handler's own read deadline (20ms) right after a request that set the idle wait: the next
+	// wait must get the idle timeout again, not keep the handler's deadline.
+	c2 := dialRaw(t, addr)
+	for _, path := range []string{"/a", "/short"} {
+		c2.send("GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, body := c2.read("GET"); body != path {
+			t.Fatalf("%s: %q", path, body)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	c2.send("GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c2.read("GET"); body != "/a" {
+		t.Fatalf("after a handler's deadline: %q", body)
+	}
+}
