@@ -47,7 +47,7 @@ type Config struct {
 	// deadlines are moved only once they are that stale).
 	IdleTimeout time.Duration
 	// KeepAlive is how often a dialled connection that has sent nothing
-	// sends a ping. It must be shorter than IdleTimeout; 0 disables pings,
+	// sends a ping. It must be shorter than 15/16 of IdleTimeout; 0 disables pings,
 	// so idle connections close after IdleTimeout.
 	KeepAlive time.Duration
 	// ReconnectBackoff is the wait after a failed dial before the next
@@ -154,8 +154,8 @@ func (c Config) Validate() error {
 			return bad(d.name, "(%s) must be positive", d.d)
 		}
 	}
-	if c.KeepAlive < 0 || (c.KeepAlive > 0 && c.KeepAlive >= c.IdleTimeout) {
-		return bad("KeepAlive", "(%s) must be 0 or shorter than IdleTimeout (%s)", c.KeepAlive, c.IdleTimeout)
+	if c.KeepAlive < 0 || (c.KeepAlive > 0 && c.KeepAlive >= c.IdleTimeout-deadlineSlack(c.IdleTimeout)) {
+		return bad("KeepAlive", "(%s) must be 0 or shorter than 15/16 of IdleTimeout (%s)", c.KeepAlive, c.IdleTimeout)
 	}
 	if c.MaxReconnectBackoff < c.ReconnectBackoff {
 		return bad("MaxReconnectBackoff", "(%s) must be at least ReconnectBackoff (%s)",

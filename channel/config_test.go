@@ -38,7 +38,8 @@ func TestConfigValidate(t *testing.T) {
 		{"HandshakeTimeout", func(c *Config) { c.HandshakeTimeout = -time.Second }, "positive"},
 		{"AckTimeout", func(c *Config) { c.AckTimeout = 0 }, "positive"},
 		{"IdleTimeout", func(c *Config) { c.IdleTimeout = 0 }, "positive"},
-		{"KeepAlive", func(c *Config) { c.KeepAlive = c.IdleTimeout }, "shorter than IdleTimeout"},
+		{"KeepAlive", func(c *Config) { c.KeepAlive = c.IdleTimeout }, "15/16 of IdleTimeout"},
+		{"KeepAlive", func(c *Config) { c.KeepAlive = c.IdleTimeout * 31 / 32 }, "15/16 of IdleTimeout"}, // the idle close may come at 15/16
 		{"KeepAlive", func(c *Config) { c.KeepAlive = -1 }, "0 or shorter"},
 		{"ReconnectBackoff", func(c *Config) { c.ReconnectBackoff = 0 }, "positive"},
 		{"MaxReconnectBackoff", func(c *Config) { c.MaxReconnectBackoff = c.ReconnectBackoff / 2 }, "at least ReconnectBackoff"},

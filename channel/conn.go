@@ -33,7 +33,7 @@ type conn struct {
 	wmu     sync.Mutex
 	send    *recordCipher
 	recv    *recordCipher
-	writeDL int64 // when the write deadline was last set, unix nanoseconds (under wmu)
+	writeDL time.Duration // when the write deadline was last set, on monoClock (under wmu)
 
 	ctx       context.Context // cancelled when the connection closes
 	cancel    context.CancelFunc
@@ -107,9 +107,9 @@ func (c *conn) write(kind byte, typ uint16, id uint64, body []byte) error {
 		c.close(err)
 		return fmt.Errorf("%w: %w", errNotSent, c.closedErr())
 	}
-	if now := time.Now(); now.UnixNano()-c.writeDL >= deadlineSlack(c.ch.cfg.IdleTimeout) {
-		_ = c.nc.SetWriteDeadline(now.Add(c.ch.cfg.IdleTimeout))
-		c.writeDL = now.UnixNano()
+	if now := monoClock(); now-c.writeDL >= deadlineSlack(c.ch.cfg.IdleTimeout) {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.ch.cfg.IdleTimeout))
+		c.writeDL = now
 	}
 	if _, err := c.nc.Write(rec); err != nil {
 		c.close(fmt.Errorf("write: %w", err))
@@ -168,12 +168,12 @@ func (c *conn) readLoop() {
 	// Records for a handler that is done with the body when it returns (HandleTransient) are read
 	// into buf, again and again; every other frame gets a body of its own.
 	var buf []byte
-	var readDL int64 // when the read deadline was last set, unix nanoseconds
+	var readDL time.Duration // when the read deadline was last set, on monoClock
 	slack := deadlineSlack(c.ch.cfg.IdleTimeout)
 	for {
-		if now := time.Now(); now.UnixNano()-readDL >= slack {
-			_ = c.nc.SetReadDeadline(now.Add(c.ch.cfg.IdleTimeout))
-			readDL = now.UnixNano()
+		if now := monoClock(); now-readDL >= slack {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.ch.cfg.IdleTimeout))
+			readDL = now
 		}
 		var f frame
 		var n int
@@ -212,7 +212,14 @@ func (c *conn) readLoop() {
 // deadline costs a timer update; doing it for every record was a measurable share of a replication
 // round trip. A connection thus closes after between 15/16 of IdleTimeout and IdleTimeout without
 // traffic, and a write gets at least 15/16 of it.
-func deadlineSlack(idle time.Duration) int64 { return int64(idle / 16) }
+func deadlineSlack(idle time.Duration) time.Duration { return idle / 16 }
+
+// monoEpoch anchors monoClock.
+var monoEpoch = time.Now()
+
+// monoClock is the monotonic time since the process started, never 0: a step of the wall clock
+// must not make a deadline look fresh.
+func monoClock() time.Duration { return time.Since(monoEpoch) + 1 }
 
 // maxLentRecord bounds the read buffer a connection keeps for transient handlers' records.
 const maxLentRecord = 256 << 10

@@ -230,7 +230,7 @@ type serverConn struct {
 	hijacked bool
 	created  time.Time
 	deadline bool               // a read deadline is set
-	idleSet  atomic.Int64       // when the idle deadline in force was set (unix ns); 0: another deadline is
+	idleSet  atomic.Int64       // when the idle deadline in force was set (monoClock ns); 0: another deadline is
 	keys     []string           // scratch for sorting response header names
 	cancel   context.CancelFunc // ends the connection's context (and its requests')
 
@@ -346,6 +346,7 @@ func (c *serverConn) startWatch() {
 	// watcher must not mistake it for the client leaving. Cleared here, under watchMu, so that
 	// stopWatch's abort deadline always comes after.
 	_ = c.nc.SetReadDeadline(time.Time{})
+	c.idleSet.Store(0)
 	// Owned by the connection: stopWatch ends it and waits for it.
 	go func() {
 		defer close(done)
@@ -396,18 +397,25 @@ func (c *serverConn) setReadDeadline(d time.Duration) {
 // is such a wait set less than d/16 ago: moving a deadline costs a timer update, a measurable share
 // of a small proxied request.
 func (c *serverConn) setIdleDeadline(d time.Duration) {
-	now := time.Now()
-	if at := c.idleSet.Load(); at != 0 && now.UnixNano()-at < int64(d/16) {
+	now := monoClock()
+	if at := c.idleSet.Load(); at != 0 && now-at < int64(d/16) {
 		return
 	}
 	if d <= 0 {
 		c.setReadDeadline(0)
 		return
 	}
-	_ = c.nc.SetReadDeadline(now.Add(d))
+	_ = c.nc.SetReadDeadline(time.Now().Add(d))
 	c.deadline = true
-	c.idleSet.Store(now.UnixNano())
+	c.idleSet.Store(now)
 }
+
+// monoEpoch anchors monoClock.
+var monoEpoch = time.Now()
+
+// monoClock is monotonic nanoseconds since the process started, never 0: a step of the wall clock
+// must not make a deadline look fresh.
+func monoClock() int64 { return int64(time.Since(monoEpoch)) + 1 }
 
 // headBuffered reports whether a whole request head is already in br's buffer.
 func headBuffered(br *bufio.Reader) bool {
