@@ -557,7 +557,7 @@ func TestServerUnreadBodyOfAStalledClient(t *testing.T) {
 // it is a sixteenth stale): the connection still closes after the idle timeout, not long before it,
 // and a deadline a handler set never stands in for it.
 func TestServerIdleDeadlineAfterBurst(t *testing.T) {
-	const idle = 400 * time.Millisecond
+	const idle = 800 * time.Millisecond
 	addr, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/short" {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(20 * time.Millisecond))
@@ -600,7 +600,7 @@ func TestServerIdleDeadlineAfterBurst(t *testing.T) {
 // a read body's) makes the next idle wait set its own: none of these connections may stay open
 // forever or close while requests keep coming.
 func TestServerIdleDeadlineRenewed(t *testing.T) {
-	const idle = 400 * time.Millisecond
+	const idle = 800 * time.Millisecond
 	addr, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/slow": // long enough to be watched (watchDelay), short enough to keep idleSet fresh
@@ -629,7 +629,7 @@ func TestServerIdleDeadlineRenewed(t *testing.T) {
 		}
 	}
 
-	// Requests every 50ms for 1.2s, three idle timeouts: the deadline must move along.
+	// Requests every 50ms for 1.2s, longer than the idle timeout: the deadline must move along.
 	c := dialRaw(t, addr)
 	for range 24 {
 		get(c, "/a")
