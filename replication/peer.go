@@ -260,11 +260,12 @@ type syncCall struct {
 
 // startSync begins replicating one change to the peer (sync and pooled modes); awaitSync waits for
 // the ack. one holds the change's message body, encoded by the first peer that leads a message with
-// it and shared by the others (the channel copies a body into its record). At most one message per peer is in flight in sync mode, PoolSize in pooled mode; a
-// change that finds them all busy joins the batch that leaves as soon as one of them is acknowledged,
-// so under concurrency the peer gets fewer, larger messages and every request still returns only once
-// its change was acked. A change to several peers is written to all of them before any ack is
-// awaited, on the request's own goroutine.
+// it and shared by the others (the channel copies a body into its record). At most one message per
+// peer is in flight in sync mode, PoolSize in pooled mode; a change that finds them all busy joins
+// the batch that leaves as soon as one of them is acknowledged, so under concurrency the peer gets
+// fewer, larger messages and every request still returns only once its change was acked. A change
+// to several peers is written to all of them before any ack is awaited, on the request's own
+// goroutine.
 func (p *peer) startSync(ctx context.Context, mode, id string, enc []byte, one *[]byte) syncCall {
 	limit := p.r.cfg.PoolSize
 	if mode == ModeSync {

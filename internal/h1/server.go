@@ -397,12 +397,12 @@ func (c *serverConn) setReadDeadline(d time.Duration) {
 // is such a wait set less than d/16 ago: moving a deadline costs a timer update, a measurable share
 // of a small proxied request.
 func (c *serverConn) setIdleDeadline(d time.Duration) {
-	now := monoClock()
-	if at := c.idleSet.Load(); at != 0 && now-at < int64(d/16) {
-		return
-	}
 	if d <= 0 {
 		c.setReadDeadline(0)
+		return
+	}
+	now := monoClock()
+	if at := c.idleSet.Load(); at != 0 && now-at < int64(d/16) {
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(d))
@@ -653,9 +653,7 @@ func (b *reqBody) drain() bool {
 	}
 	b.closed = true
 	// A client that stops sending halfway must not hold the connection: the rest has a few seconds.
-	b.c.idleSet.Store(0)
-	_ = b.c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
-	b.c.deadline = true
+	b.c.setReadDeadline(drainTimeout)
 	n, err := io.CopyN(io.Discard, readerFunc(b.read), maxDrain+1)
 	return err == io.EOF && n <= maxDrain
 }
