@@ -12,42 +12,74 @@ import (
 // whose route known accepts (a browser may send several for nested paths, some stale). Malformed
 // values are skipped; it never fails.
 func sessionCookie(h http.Header, name string, known func(route string) bool) (id, route string) {
-	var firstID, firstRoute string
+	var s cookieScan
 	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			v, ok := cookieValue(part, name)
-			if !ok {
-				continue
-			}
-			i, r, err := session.ParseCookieValue(v)
-			if err != nil {
-				continue
-			}
-			if r != "" && known != nil && known(r) {
-				return i, r
-			}
-			if firstID == "" {
-				firstID, firstRoute = i, r
-			}
+		if scanCookies(&s, line, name, known) {
+			break
 		}
 	}
-	return firstID, firstRoute
+	return s.id, s.route
+}
+
+// cookieScan is the state of a search for the session cookie over several Cookie lines.
+type cookieScan struct {
+	id, route string
+}
+
+// scanCookies looks at one Cookie line (see sessionCookie); true means the search is over (a cookie
+// with a known route was found).
+func scanCookies[T string | []byte](s *cookieScan, line T, name string, known func(route string) bool) bool {
+	for len(line) > 0 {
+		end := 0
+		for end < len(line) && line[end] != ';' {
+			end++
+		}
+		part := line[:end]
+		line = line[min(end+1, len(line)):]
+		v, ok := cookieValue(part, name)
+		if !ok {
+			continue
+		}
+		i, r, err := session.ParseCookieValue(string(v))
+		if err != nil {
+			continue
+		}
+		if r != "" && known != nil && known(r) {
+			s.id, s.route = i, r
+			return true
+		}
+		if s.id == "" {
+			s.id, s.route = i, r
+		}
+	}
+	return false
 }
 
 // cookieValue returns the value of one "name=value" cookie pair when its name is name.
-func cookieValue(part, name string) (string, bool) {
-	part = strings.Trim(part, " \t")
-	k, v, ok := strings.Cut(part, "=")
-	if !ok || strings.Trim(k, " \t") != name {
-		return "", false
+func cookieValue[T string | []byte](part T, name string) (T, bool) {
+	part = trimSpaceTab(part)
+	eq := 0
+	for eq < len(part) && part[eq] != '=' {
+		eq++
 	}
-	v = strings.Trim(v, " \t")
+	if eq == len(part) || string(trimSpaceTab(part[:eq])) != name {
+		return part[:0], false
+	}
+	v := trimSpaceTab(part[eq+1:])
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = v[1 : len(v)-1]
 	}
 	return v, true
+}
+
+func trimSpaceTab[T string | []byte](s T) T {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // setCookieSession returns the id and route of a session cookie named name set by a response

@@ -75,7 +75,7 @@ func TestTraceparentParsing(t *testing.T) {
 			t.Errorf("parseB3Single(%q) accepted", bad)
 		}
 	}
-	t1, t2 := newTrace(http.Header{}), newTrace(http.Header{})
+	t1, t2 := newTrace(traceIn{}), newTrace(traceIn{})
 	if t1.traceID == t2.traceID || !validTraceID(t1.traceID) || !validSpanID(t1.span) || t1.parent != "" {
 		t.Fatalf("new traces %+v %+v", t1, t2)
 	}
@@ -153,7 +153,7 @@ func FuzzTraceparent(f *testing.F) {
 			t.Fatalf("accepted b3 %q", b3)
 		}
 		h := http.Header{hdrTraceparent: {tp}, hdrB3: {b3}, hdrB3TraceID: {b3}, hdrB3SpanID: {tp}}
-		tc := newTrace(h)
+		tc := newTrace(traceOf(h))
 		out := http.Header{}
 		tc.apply(&reqState{}, out)
 		if _, _, _, ok := parseTraceparent(out.Get(hdrTraceparent)); !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -67,9 +68,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	defer r.active.Add(-1)
 	now := r.now()
 	t := r.table.Load()
-	st := &reqState{start: now, trace: newTrace(req.Header)}
+	st := &reqState{start: now, trace: newTrace(traceOf(req.Header))}
 	defer r.metrics.request(st, time.Now())
-	st.id = requestID(req.Header, st.trace.traceID)
+	st.id = requestID(req.Header.Get(hdrRequestID), st.trace.traceID)
 	st.pool = Pool{table: t, now: now, drain: r.run.Load().settings.DrainTimeout, routes: t.match(req.URL.Path)}
 	st.cookie = r.cookieFor(st.pool.routes)
 	st.pool.SessionID, st.pool.Route = sessionCookie(req.Header, st.cookie, func(route string) bool {
@@ -174,7 +175,26 @@ func (r *Router) learn(st *reqState, id, route string) {
 // fail answers a request the router could not proxy: a clear status and message naming the
 // request id.
 func (r *Router) fail(w http.ResponseWriter, st *reqState, err error) {
-	status := http.StatusBadGateway
+	status, msg := failure(st, err)
+	if status == statusClientClosed {
+		return // nobody is listening
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h[hdrRequestID] = []string{st.id}
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg)
+}
+
+// failure is the status and text of the answer to a request that failed with err; it records both
+// in st.
+func failure(st *reqState, err error) (status int, msg string) {
+	status = http.StatusBadGateway
 	var pe *ProxyError
 	var mb *http.MaxBytesError
 	switch {
@@ -189,19 +209,7 @@ func (r *Router) fail(w http.ResponseWriter, st *reqState, err error) {
 		status = statusClientClosed
 	}
 	st.status, st.err = status, err
-	if status == statusClientClosed {
-		return // nobody is listening
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h[hdrRequestID] = []string{st.id}
-	if status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", "1")
-	}
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "%d %s: %s\nrequest id: %s\n", status, statusText(status), publicReason(err, st), st.id)
+	return status, fmt.Sprintf("%d %s: %s\nrequest id: %s\n", status, statusText(status), publicReason(err, st), st.id)
 }
 
 // publicReason explains a failure without revealing node addresses.
@@ -268,13 +276,18 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// logAccess writes one line: time, request id, trace id, client, method, path, status, bytes, node,
-// attempts, time to the node's headers and total time.
+// logAccess writes the access log line of a request served by ServeHTTP.
 func (r *Router) logAccess(req *http.Request, st *reqState, rec *recorder) {
 	status := st.status
 	if rec.status != 0 && status != statusClientClosed {
 		status = rec.status
 	}
+	r.logLine(req.RemoteAddr, req.Method, req.URL.RequestURI(), req.Proto, status, rec.bytes, st)
+}
+
+// logLine writes one line: time, request id, trace id, client, method, path, status, bytes, node,
+// attempts, time to the node's headers and total time.
+func (r *Router) logLine(remote, method, uri, proto string, status int, bytes int64, st *reqState) {
 	node := "-"
 	if st.backend != nil {
 		node = st.backend.Name
@@ -287,18 +300,18 @@ func (r *Router) logAccess(req *http.Request, st *reqState, rec *recorder) {
 	b = append(b, " trace="...)
 	b = append(b, st.trace.traceID...)
 	b = append(b, " client="...)
-	host, _, _ := net.SplitHostPort(req.RemoteAddr)
+	host, _, _ := net.SplitHostPort(remote)
 	b = append(b, host...)
 	b = append(b, ' ')
-	b = append(b, req.Method...)
+	b = append(b, method...)
 	b = append(b, ' ')
-	b = strconv.AppendQuote(b, req.URL.RequestURI())
+	b = strconv.AppendQuote(b, uri)
 	b = append(b, ' ')
-	b = append(b, req.Proto...)
+	b = append(b, proto...)
 	b = append(b, " status="...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, " bytes="...)
-	b = strconv.AppendInt(b, rec.bytes, 10)
+	b = strconv.AppendInt(b, bytes, 10)
 	b = append(b, " node="...)
 	b = append(b, node...)
 	b = append(b, " attempts="...)

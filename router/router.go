@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,10 @@ type Router struct {
 	log    *slog.Logger
 	now    func() time.Time
 	pinKey string
+	// pinLower is the pin header's name in lower case (for the fast path).
+	pinLower string
+	// noFast turns the fast path off (tests run both paths).
+	noFast bool
 	table  atomic.Pointer[Table]
 	run    atomic.Pointer[runtime]
 	memo   *versionMemo
@@ -59,7 +64,8 @@ func New(opts Options) (*Router, error) {
 		return nil, err
 	}
 	r := &Router{opts: opts, log: opts.Logger, now: opts.Clock, pinKey: http.CanonicalHeaderKey(opts.PinHeader),
-		memo: newVersionMemo(opts.SessionMemo), members: map[string]*memberEntry{},
+		pinLower: strings.ToLower(opts.PinHeader),
+		memo:     newVersionMemo(opts.SessionMemo), members: map[string]*memberEntry{},
 		states: map[string]*backendState{}, reloaded: make(chan struct{}, 1)}
 	r.run.Store(&runtime{settings: opts.Settings, selector: newChain(opts.Settings, opts),
 		transport: newTransport(opts.Settings, opts)})
@@ -147,9 +153,13 @@ func (s tlsServer) Serve(ln net.Listener) error { return s.ServeTLS(ln, "", "") 
 // net/http's; TLS and HTTP/2 need net/http's.
 func (r *Router) newServer(base context.Context) frontServer {
 	if r.opts.TLSConfig == nil && !r.opts.H2C {
-		return &h1.Server{Handler: r, ReadHeaderTimeout: r.opts.ReadHeaderTimeout,
+		srv := &h1.Server{Handler: r, ReadHeaderTimeout: r.opts.ReadHeaderTimeout,
 			IdleTimeout: r.opts.ClientIdleTimeout, MaxHeaderBytes: r.opts.MaxHeaderBytes,
 			BaseContext: base, Log: r.log}
+		if !r.noFast {
+			srv.Fast = r
+		}
+		return srv
 	}
 	srv := &http.Server{
 		Handler:           r,

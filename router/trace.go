@@ -31,26 +31,38 @@ type traceCtx struct {
 	keepState bool // a valid traceparent came in: forward its tracestate
 }
 
+// traceIn is what a request carries of a trace: the first value of each trace header.
+type traceIn struct {
+	traceparent, b3, b3Trace, b3Span, b3Sampled, b3Flags string
+}
+
+// traceOf reads the trace headers of h.
+func traceOf(h http.Header) traceIn {
+	return traceIn{traceparent: h.Get(hdrTraceparent), b3: h.Get(hdrB3), b3Trace: h.Get(hdrB3TraceID),
+		b3Span: h.Get(hdrB3SpanID), b3Sampled: h.Get(hdrB3Sampled), b3Flags: h.Get(hdrB3Flags)}
+}
+
 // newTrace continues the request's trace or starts one. Malformed trace headers are ignored.
-func newTrace(h http.Header) traceCtx {
-	t := traceCtx{span: newSpanID(), sampled: true}
-	if v := h.Get(hdrTraceparent); v != "" {
+func newTrace(in traceIn) traceCtx {
+	ids := newIDs() // the router's span id, and a new trace's id
+	t := traceCtx{span: ids[32:], sampled: true}
+	if v := in.traceparent; v != "" {
 		if trace, parent, flags, ok := parseTraceparent(v); ok {
 			t.traceID, t.b3TraceID, t.parent, t.sampled, t.keepState = trace, trace, parent, flags&1 == 1, true
 			return t
 		}
 	}
-	if trace, span, sampled, ok := parseB3Multi(h); ok {
+	if trace, span, sampled, ok := parseB3Multi(in); ok {
 		t.traceID, t.b3TraceID, t.parent, t.sampled = padTrace(trace), trace, span, sampled
 		return t
 	}
-	if v := h.Get(hdrB3); v != "" {
+	if v := in.b3; v != "" {
 		if trace, span, sampled, ok := parseB3Single(v); ok {
 			t.traceID, t.b3TraceID, t.parent, t.sampled = padTrace(trace), trace, span, sampled
 			return t
 		}
 	}
-	t.traceID = newTraceID()
+	t.traceID = ids[:32]
 	t.b3TraceID = t.traceID
 	return t
 }
@@ -101,17 +113,17 @@ func parseTraceparent(v string) (traceID, parentID string, flags byte, ok bool) 
 }
 
 // parseB3Multi reads X-B3-TraceId (16 or 32 hex), X-B3-SpanId (16 hex) and X-B3-Sampled/Flags.
-func parseB3Multi(h http.Header) (traceID, spanID string, sampled, ok bool) {
-	traceID, spanID = strings.ToLower(h.Get(hdrB3TraceID)), strings.ToLower(h.Get(hdrB3SpanID))
+func parseB3Multi(in traceIn) (traceID, spanID string, sampled, ok bool) {
+	traceID, spanID = strings.ToLower(in.b3Trace), strings.ToLower(in.b3Span)
 	if !validTraceID(traceID) || !validSpanID(spanID) {
 		return "", "", false, false
 	}
 	sampled = true
-	switch s := h.Get(hdrB3Sampled); s {
+	switch s := in.b3Sampled; s {
 	case "0", "false":
 		sampled = false
 	}
-	if h.Get(hdrB3Flags) == "1" {
+	if in.b3Flags == "1" {
 		sampled = true
 	}
 	return traceID, spanID, sampled, true
@@ -162,18 +174,13 @@ func lowerHex(s string) bool {
 
 func allZero(s string) bool { return strings.Trim(s, "0") == "" }
 
-// newSpanID returns 16 random hex digits, never all zero.
-func newSpanID() string {
-	var b [16]byte
-	putHex(b[:], rand.Uint64()|1)
-	return string(b[:])
-}
-
-// newTraceID returns 32 random hex digits, never all zero.
-func newTraceID() string {
-	var b [32]byte
+// newIDs returns 48 random hex digits in one string (one allocation): a trace id (the first 32)
+// and a span id, neither all zero.
+func newIDs() string {
+	var b [48]byte
 	putHex(b[:16], rand.Uint64())
-	putHex(b[16:], rand.Uint64()|1)
+	putHex(b[16:32], rand.Uint64()|1)
+	putHex(b[32:], rand.Uint64()|1)
 	return string(b[:])
 }
 
@@ -185,10 +192,9 @@ func putHex(dst []byte, v uint64) {
 	}
 }
 
-// requestID is the client's X-Request-Id when it is a sane token (at most 128 characters of
+// requestID is the client's X-Request-Id (id) when it is a sane token (at most 128 characters of
 // letters, digits, '-', '_', '.', ':'), else fallback.
-func requestID(h http.Header, fallback string) string {
-	id := h.Get(hdrRequestID)
+func requestID(id, fallback string) string {
 	if id == "" || len(id) > 128 {
 		return fallback
 	}

@@ -32,26 +32,41 @@ type roundTripper struct{ r *Router }
 func (t roundTripper) roundTrip(st *reqState, req *http.Request) (*http.Response, error) {
 	run := t.r.run.Load()
 	body := newReplayBody(req.Body)
-	log := t.r.log
+	var resp *http.Response
+	err := t.attempts(run, st, req, func(b *Backend) (err error) {
+		resp, err = t.try(run, b, req, body, st)
+		return err
+	}, func(err error) (retry, mark bool, status int) {
+		var maxBytes *http.MaxBytesError
+		return classify(err, req.Context().Err() != nil, errors.As(err, &maxBytes) || body.tooLarge(),
+			func() bool { return h1.Idempotent(req) && body.rewind() })
+	})
+	return resp, err
+}
+
+// attempts calls try with each node the selector offers (sel is the request it is given) until
+// one succeeds or the retry rule stops: judge classifies a failure (see classify).
+func (t roundTripper) attempts(run *runtime, st *reqState, sel *http.Request, try func(*Backend) error,
+	judge func(error) (retry, mark bool, status int)) error {
 	var last error
 	var lastNode string
 	for attempt := 1; attempt <= run.settings.MaxAttempts; attempt++ {
-		b := run.selector.Select(&st.pool, req)
+		b := run.selector.Select(&st.pool, sel)
 		if b == nil {
-			return nil, t.noBackend(st, last, lastNode, attempt-1)
+			return t.noBackend(st, last, lastNode, attempt-1)
 		}
 		if attempt > 1 {
 			t.r.metrics.retry(lastNode)
 		}
 		st.backend, st.attempts = b, attempt
-		resp, err := t.try(run, b, req, body, st)
+		err := try(b)
 		t.r.metrics.attempt(st, b, err)
 		if err == nil {
-			return resp, nil
+			return nil
 		}
 		st.pool.markTried(b)
 		last, lastNode = err, b.Name
-		retry, mark, status := classify(err, req, body)
+		retry, mark, status := judge(err)
 		if mark {
 			now := t.r.now()
 			if !b.state.failed(now) {
@@ -59,13 +74,13 @@ func (t roundTripper) roundTrip(st *reqState, req *http.Request) (*http.Response
 			}
 			b.state.failedUntil.Store(now.Add(run.settings.RetryAfterFailure).UnixNano())
 		}
-		log.Warn("attempt failed", "event", "router.attempt_failed", "request_id", st.id, "node", b.Name,
+		t.r.log.Warn("attempt failed", "event", "router.attempt_failed", "request_id", st.id, "node", b.Name,
 			"attempt", attempt, "retry", retry && attempt < run.settings.MaxAttempts, "err", err)
 		if !retry {
-			return nil, &ProxyError{Status: status, Node: b.Name, Attempts: attempt, Err: err}
+			return &ProxyError{Status: status, Node: b.Name, Attempts: attempt, Err: err}
 		}
 	}
-	return nil, &ProxyError{Status: http.StatusBadGateway, Node: lastNode, Attempts: st.attempts, Err: last}
+	return &ProxyError{Status: http.StatusBadGateway, Node: lastNode, Attempts: st.attempts, Err: last}
 }
 
 // noBackend is the error when the selector has nothing (more) to offer.
@@ -101,24 +116,25 @@ func (t roundTripper) try(run *runtime, b *Backend, req *http.Request, body *rep
 }
 
 // classify decides whether a failed attempt may be retried elsewhere, whether the node gets a
-// failure mark, and the status the client gets if it is not retried.
-func classify(err error, req *http.Request, body *replayBody) (retry, mark bool, status int) {
+// failure mark, and the status the client gets if it is not retried: canceled tells that the client
+// went away, tooLarge that the request body broke the size limit, and replayable whether the
+// request may be sent again (asked only when the answer depends on it).
+func classify(err error, canceled, tooLarge bool, replayable func() bool) (retry, mark bool, status int) {
 	var dial *DialError
-	var maxBytes *http.MaxBytesError
 	var netErr net.Error
 	switch {
-	case req.Context().Err() != nil:
+	case canceled:
 		return false, false, statusClientClosed
-	case errors.As(err, &maxBytes) || body.tooLarge():
+	case tooLarge:
 		return false, false, http.StatusRequestEntityTooLarge
 	case errors.As(err, &dial):
 		return true, true, http.StatusBadGateway
 	case errors.Is(err, ErrBackendGone): // membership already took the node out: no mark needed
-		return h1.Idempotent(req) && body.rewind(), false, http.StatusBadGateway
+		return replayable(), false, http.StatusBadGateway
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return false, true, http.StatusGatewayTimeout
 	}
-	return h1.Idempotent(req) && body.rewind(), true, http.StatusBadGateway
+	return replayable(), true, http.StatusBadGateway
 }
 
 // replayBody lets a request body be offered to a second node as long as no byte of it was read.

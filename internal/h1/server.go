@@ -64,6 +64,9 @@ type Server struct {
 	BaseContext context.Context
 	// Log receives handler panics and accept errors (nil: discarded).
 	Log *slog.Logger
+	// Fast, when set, is offered every request whose whole head is already in the read buffer
+	// before it is parsed for Handler (see Exchange); what it declines goes to Handler.
+	Fast FastHandler
 	// SniffContentType gives a response without a Content-Type one detected from its first bytes, as
 	// net/http's server does (a handler opts out by setting the field to nil). A proxy leaves it off.
 	SniffContentType bool
@@ -221,6 +224,7 @@ func (s *Server) forget(c *serverConn) {
 type serverConn struct {
 	srv      *Server
 	nc       net.Conn
+	io       net.Conn // nc's reads and writes (see rawIO)
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	wmu      sync.Mutex // bw: the response and a 100 Continue sent from a body read
@@ -241,6 +245,9 @@ type serverConn struct {
 	watchBody *reqBody      // the request's body: watched only once read to its end
 	watchDone chan struct{} // closed when the watcher ends; nil when none runs
 	aborting  atomic.Bool   // the watcher is being stopped: its read error means nothing
+	fastHeld  bool          // a fast request's head is still in br (not accepted): nothing may read br
+
+	fx *Exchange // reused by the fast path's requests
 }
 
 // httpError is a request the server answers itself before closing the connection.
@@ -268,8 +275,9 @@ func (c *serverConn) serve(base context.Context) {
 			c.srv.forget(c)
 		}
 	}()
-	c.br = bufio.NewReaderSize(c.nc, bufSize)
-	c.bw = bufio.NewWriterSize(c.nc, bufSize)
+	c.io = rawIO(c.nc)
+	c.br = bufio.NewReaderSize(c.io, bufSize)
+	c.bw = bufio.NewWriterSize(c.io, bufSize)
 	c.remote = c.nc.RemoteAddr().String()
 	c.tmpl = (&http.Request{}).WithContext(ctx)
 	s := c.srv
@@ -281,26 +289,19 @@ func (c *serverConn) serve(base context.Context) {
 		if !c.state.CompareAndSwap(stateIdle, stateActive) && !c.state.CompareAndSwap(stateNew, stateActive) {
 			return // Shutdown closed it
 		}
-		if s.ReadHeaderTimeout > 0 && !headBuffered(c.br) {
-			c.setReadDeadline(s.ReadHeaderTimeout)
+		if s.Fast != nil {
+			if served, keep := c.serveFast(); served {
+				if !keep {
+					_ = c.bw.Flush()
+					return
+				}
+				goto next
+			}
 		}
-		req, w, err := c.readRequest()
-		if err != nil {
-			c.reject(err)
+		if !c.serveRequest() {
 			return
 		}
-		if w.body != nil { // nothing else reads the connection during a request without a body
-			c.setReadDeadline(0)
-		}
-		c.watchMu.Lock()
-		c.inHandler, c.watchBody = true, w.body
-		c.watchMu.Unlock()
-		c.watch.Reset(watchDelay)
-		ok := c.run(w, req)
-		c.stopWatch()
-		if !ok || c.hijacked || !w.finish() {
-			return
-		}
+	next:
 		if s.shutting.Load() {
 			_ = c.bw.Flush()
 			return
@@ -320,12 +321,39 @@ func (c *serverConn) serve(base context.Context) {
 	}
 }
 
+// serveRequest reads one request and runs Handler; false means the connection must close.
+func (c *serverConn) serveRequest() bool {
+	s := c.srv
+	if s.ReadHeaderTimeout > 0 && !headBuffered(c.br) {
+		c.setReadDeadline(s.ReadHeaderTimeout)
+	}
+	req, w, err := c.readRequest()
+	if err != nil {
+		c.reject(err)
+		return false
+	}
+	if w.body != nil { // nothing else reads the connection during a request without a body
+		c.setReadDeadline(0)
+	}
+	c.watchMu.Lock()
+	c.inHandler, c.watchBody = true, w.body
+	c.watchMu.Unlock()
+	c.watch.Reset(watchDelay)
+	ok := c.run(w, req)
+	c.stopWatch()
+	return ok && !c.hijacked && w.finish()
+}
+
 // startWatch runs when a handler has run for watchDelay: it starts a goroutine that reads the
 // connection, so that the client closing it cancels the request's context.
 func (c *serverConn) startWatch() {
 	c.watchMu.Lock()
 	defer c.watchMu.Unlock()
 	if !c.inHandler || c.watchDone != nil {
+		return
+	}
+	if c.fastHeld { // the fast handler has not taken its request off the buffer yet
+		c.watch.Reset(watchDelay)
 		return
 	}
 	if b := c.watchBody; b != nil { // the handler may still read the body: look again later
@@ -790,7 +818,7 @@ func (w *response) commit(first []byte) {
 		w.h["Content-Type"] = []string{http.DetectContentType(first)}
 	}
 	if _, ok := w.h["Date"]; !ok {
-		w.h["Date"] = []string{httpDate()}
+		w.h["Date"] = []string{Date()}
 	}
 	w.writeStatusLine(code)
 	w.writeFields(true)
@@ -1031,8 +1059,8 @@ func (w *response) finish() bool {
 	return !w.closeAfter
 }
 
-// httpDate is the current time in HTTP's format, recomputed at most once per second.
-func httpDate() string {
+// Date is the current time in HTTP's format, recomputed at most once per second.
+func Date() string {
 	now := time.Now().Unix()
 	if d := dateCache.Load(); d != nil && d.unix == now {
 		return d.s

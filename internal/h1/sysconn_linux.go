@@ -1,0 +1,184 @@
+package h1
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// sysConn reads and writes a non-blocking socket with raw system calls. A socket that is not ready
+// answers EAGAIN at once, so the calls cannot block, and the runtime's bookkeeping for calls that
+// may (entering and leaving the system call, and the monitor thread handing the processor to another
+// thread when a call seems long) is work without use: on a loopback proxy hop a write runs the
+// receiver's TCP input too and can take long enough to look blocked. Waiting for readiness, deadlines
+// and closing stay the poller's (syscall.RawConn).
+//
+// Reads are made by one goroutine at a time and so are writes (the connection's bufio.Reader and
+// bufio.Writer already require it); a read and a write may run at once.
+type sysConn struct {
+	net.Conn
+	rc      syscall.RawConn
+	rp      []byte
+	rn      int
+	rerr    error
+	wp      []byte
+	wn      int
+	werr    error
+	readFn  func(uintptr) bool
+	writeFn func(uintptr) bool
+
+	vec      [][]byte // what WriteBuffers has left to write
+	vn       int64
+	iov      [maxVec]syscall.Iovec
+	writevFn func(uintptr) bool
+}
+
+// maxVec bounds the buffers of one WriteBuffers call.
+const maxVec = 8
+
+// rawIO returns c with raw system calls for Read and Write, or c itself when it gives no raw
+// access (TLS, pipes).
+func rawIO(c net.Conn) net.Conn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return c
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	s := &sysConn{Conn: c, rc: rc}
+	s.readFn, s.writeFn, s.writevFn = s.read, s.write, s.writev
+	return s
+}
+
+func (s *sysConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.rp, s.rn, s.rerr = p, 0, nil
+	err := s.rc.Read(s.readFn)
+	s.rp = nil
+	if err != nil {
+		return 0, err
+	}
+	return s.rn, s.rerr
+}
+
+func (s *sysConn) read(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rp[0])), uintptr(len(s.rp)))
+		switch e {
+		case 0:
+			if n == 0 {
+				s.rerr = io.EOF
+			}
+			s.rn = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		s.rerr = &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("read", e)}
+		return true
+	}
+}
+
+func (s *sysConn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.wp, s.wn, s.werr = p, 0, nil
+	err := s.rc.Write(s.writeFn)
+	n := s.wn
+	s.wp = nil
+	if err == nil {
+		err = s.werr
+	}
+	return n, err
+}
+
+func (s *sysConn) write(fd uintptr) bool {
+	for s.wn < len(s.wp) {
+		rest := s.wp[s.wn:]
+		// A peer's reset raises SIGPIPE, which the runtime ignores for every descriptor but standard
+		// output and error: the call fails with EPIPE.
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		switch e {
+		case 0:
+			s.wn += int(n)
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		s.werr = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("write", e)}
+		return true
+	}
+	return true
+}
+
+// WriteBuffers writes bufs (at most maxVec of them) with as few system calls as the socket allows:
+// one, when it takes them all.
+func (s *sysConn) WriteBuffers(bufs [][]byte) (int64, error) {
+	if len(bufs) > maxVec {
+		panic("h1: too many buffers for one write")
+	}
+	s.vec, s.vn, s.werr = bufs, 0, nil
+	err := s.rc.Write(s.writevFn)
+	n := s.vn
+	s.vec = nil
+	if err == nil {
+		err = s.werr
+	}
+	return n, err
+}
+
+func (s *sysConn) writev(fd uintptr) bool {
+	for {
+		k := 0
+		for _, b := range s.vec {
+			if len(b) > 0 {
+				s.iov[k] = syscall.Iovec{Base: &b[0]}
+				s.iov[k].SetLen(len(b))
+				k++
+			}
+		}
+		if k == 0 {
+			return true
+		}
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(k))
+		switch e {
+		case 0:
+			s.vn += int64(n)
+			consume(&s.vec, int(n))
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		s.werr = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("writev", e)}
+		return true
+	}
+}
+
+// consume drops the first n bytes of the buffers *v.
+func consume(v *[][]byte, n int) {
+	for len(*v) > 0 && n > 0 {
+		b := (*v)[0]
+		if n < len(b) {
+			(*v)[0] = b[n:]
+			return
+		}
+		n -= len(b)
+		*v = (*v)[1:]
+	}
+	for len(*v) > 0 && len((*v)[0]) == 0 {
+		*v = (*v)[1:]
+	}
+}

@@ -1,0 +1,582 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/herdproject/herd/internal/h1"
+)
+
+// The fast path: the common request (GET or HEAD over plain HTTP/1.1, no body, no upgrade, an
+// ordinary target, at most h1.MaxFields fields) is forwarded as the bytes it came in, with the
+// router's fields edited in, and the node's answer goes back the same way. It does what ServeHTTP
+// and forward do (same selection, retries, fields, metrics and access log) without an
+// http.Request, header maps or per-field strings: on a small proxied request those cost about a
+// third of the router's CPU time. Everything else (bodies, upgrades, Expect, TE, odd targets, the
+// metrics path) is declined before anything is sent and served by ServeHTTP.
+
+// fastConn is the fast path's scratch space for one client connection (h1.Exchange.State).
+type fastConn struct {
+	r       *Router
+	x       *h1.Exchange
+	st      reqState
+	out     []byte   // the outgoing head
+	hop     [][]byte // field names the node's Connection field lists
+	rh      []byte   // the head of the answer to the client
+	interim func(int, []h1.Field) error
+	abort   *h1.Abort
+}
+
+// field kinds the fast path looks at in a request.
+const (
+	kindOther = iota
+	kindDrop  // hop-by-hop or rewritten by the router: not forwarded
+	kindDecline
+	kindCookie
+	kindXFF
+	kindRequestID
+	kindTraceparent
+	kindTracestate
+	kindB3
+	kindB3Trace
+	kindB3Span
+	kindB3Sampled
+	kindB3Flags
+	kindPin
+	kindConnection
+	kindContentLength
+)
+
+// requestKind classifies a request field by its name (lower case in lower, which is at most 32
+// bytes; longer names are other fields).
+func (r *Router) requestKind(name []byte) int {
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return kindOther
+	}
+	lower := buf[:len(name)]
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	switch string(lower) {
+	case "cookie":
+		return kindCookie
+	case "x-forwarded-for":
+		return kindXFF
+	case "x-forwarded-host", "x-forwarded-proto", "forwarded", "keep-alive", "proxy-connection",
+		"proxy-authorization", "proxy-authenticate", "trailer", "x-b3-parentspanid":
+		return kindDrop
+	case "transfer-encoding", "expect", "upgrade", "te":
+		return kindDecline
+	case "x-request-id":
+		return kindRequestID
+	case "traceparent":
+		return kindTraceparent
+	case "tracestate":
+		return kindTracestate
+	case "b3":
+		return kindB3
+	case "x-b3-traceid":
+		return kindB3Trace
+	case "x-b3-spanid":
+		return kindB3Span
+	case "x-b3-sampled":
+		return kindB3Sampled
+	case "x-b3-flags":
+		return kindB3Flags
+	case "connection":
+		return kindConnection
+	case "content-length":
+		return kindContentLength
+	case r.pinLower:
+		return kindPin
+	}
+	return kindOther
+}
+
+// ServeFast implements h1.FastHandler (see the comment at the top of this file).
+func (r *Router) ServeFast(x *h1.Exchange) bool {
+	isHead := false
+	switch string(x.Method) {
+	case http.MethodGet:
+	case http.MethodHead:
+		isHead = true
+	default:
+		return false
+	}
+	target := x.Target
+	path := target
+	if q := bytes.IndexByte(target, '?'); q >= 0 {
+		path = target[:q]
+	}
+	if string(path) == r.opts.MetricsPath {
+		return false
+	}
+	var kinds [h1.MaxFields]uint8
+	var in traceIn
+	var idIn, pin []byte
+	nxff := 0
+	for i, f := range x.Fields {
+		k := r.requestKind(f.Name)
+		switch k {
+		case kindDecline:
+			return false
+		case kindConnection:
+			// keep-alive is HTTP/1.1's default; any other option (close, upgrade, fields to
+			// remove) is the full path's to handle.
+			if !asciiEq(f.Value, "keep-alive") {
+				return false
+			}
+			k = kindDrop
+		case kindContentLength:
+			if string(f.Value) != "0" {
+				return false
+			}
+			k = kindDrop
+		case kindXFF:
+			nxff++
+		case kindRequestID:
+			if idIn == nil {
+				idIn = f.Value
+			}
+		case kindPin:
+			if pin == nil {
+				pin = f.Value
+			}
+		case kindTraceparent:
+			setOnce(&in.traceparent, f.Value)
+		case kindB3:
+			setOnce(&in.b3, f.Value)
+		case kindB3Trace:
+			setOnce(&in.b3Trace, f.Value)
+		case kindB3Span:
+			setOnce(&in.b3Span, f.Value)
+		case kindB3Sampled:
+			setOnce(&in.b3Sampled, f.Value)
+		case kindB3Flags:
+			setOnce(&in.b3Flags, f.Value)
+		}
+		kinds[i] = uint8(k)
+	}
+	x.Accept()
+
+	fc, _ := x.State.(*fastConn)
+	if fc == nil {
+		fc = &fastConn{r: r, x: x, abort: h1.NewAbort()}
+		fc.interim = fc.relayInterim
+		// One hook per connection ends a request in flight when the client goes away (the
+		// connection's context ends then), instead of one registered and removed per request.
+		context.AfterFunc(x.Context(), fc.abort.Fire)
+		x.State = fc
+	}
+	r.active.Add(1)
+	defer r.active.Add(-1)
+	now := r.now()
+	t := r.table.Load()
+	fc.st = reqState{start: now, trace: newTrace(in)}
+	st := &fc.st
+	defer r.metrics.request(st, time.Now())
+	st.id = st.trace.traceID
+	if idIn != nil {
+		st.id = requestID(string(idIn), st.trace.traceID)
+	}
+	st.pool = Pool{table: t, now: now, drain: r.run.Load().settings.DrainTimeout, routes: t.match(string(path))}
+	st.cookie = r.cookieFor(st.pool.routes)
+	var cs cookieScan
+	known := func(route string) bool { return t.byRoute[route] != nil }
+	for i, f := range x.Fields {
+		if kinds[i] == kindCookie && scanCookies(&cs, f.Value, st.cookie, known) {
+			break
+		}
+	}
+	st.pool.SessionID, st.pool.Route = cs.id, cs.route
+	if st.pool.SessionID != "" && st.pool.routes != nil && st.pool.routes.multi() {
+		st.pool.Version = r.memo.get(st.pool.SessionID)
+	}
+	if pin != nil {
+		st.pool.Pin = string(pin)
+	}
+	head := fc.buildHead(x, kinds[:len(x.Fields)], nxff)
+	sent, status := fc.exchange(head, isHead)
+	if r.opts.AccessLog != nil {
+		r.logLine(x.RemoteAddr(), string(x.Method), string(x.Target), "HTTP/1.1", status, sent, st)
+	}
+	return true
+}
+
+// setOnce sets *s to v unless it holds a value already (the first field of a name counts).
+func setOnce(s *string, v []byte) {
+	if *s == "" {
+		*s = string(v)
+	}
+}
+
+// asciiEq reports whether b is s ignoring ASCII case (s is lower case).
+func asciiEq(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// buildHead writes the outgoing request head: the request line, the client's fields without the
+// hop-by-hop and rewritten ones, then the forwarding, request id and trace fields, as rewrite and
+// trace.apply set them on the full path.
+func (fc *fastConn) buildHead(x *h1.Exchange, kinds []uint8, nxff int) []byte {
+	r, st := fc.r, &fc.st
+	b := append(fc.out[:0], x.Method...)
+	b = append(b, ' ')
+	b = append(b, x.Target...)
+	b = append(b, " HTTP/1.1\r\n"...)
+	for i, f := range x.Fields {
+		switch kinds[i] {
+		case kindOther, kindCookie:
+		case kindTracestate:
+			if !st.trace.keepState {
+				continue
+			}
+		default:
+			continue
+		}
+		b = appendField(b, f.Name, f.Value)
+	}
+	client, _, err := net.SplitHostPort(x.RemoteAddr())
+	if err == nil {
+		b = append(b, "X-Forwarded-For: "...)
+		if r.opts.TrustForwarded && nxff > 0 {
+			for i, f := range x.Fields {
+				if kinds[i] == kindXFF {
+					b = append(b, f.Value...)
+					b = append(b, ", "...)
+				}
+			}
+		}
+		b = append(b, client...)
+		b = append(b, "\r\n"...)
+	}
+	b = appendField(b, []byte("X-Forwarded-Host"), x.Host)
+	b = append(b, "X-Forwarded-Proto: http\r\n"...)
+	b = append(b, "X-Request-Id: "...)
+	b = append(b, st.id...)
+	t := &st.trace
+	flags, sampled := "00", "0"
+	if t.sampled {
+		flags, sampled = "01", "1"
+	}
+	b = append(b, "\r\nTraceparent: 00-"...)
+	b = append(b, t.traceID...)
+	b = append(b, '-')
+	b = append(b, t.span...)
+	b = append(b, '-')
+	b = append(b, flags...)
+	b = append(b, "\r\nX-B3-Traceid: "...)
+	b = append(b, t.b3TraceID...)
+	b = append(b, "\r\nX-B3-Spanid: "...)
+	b = append(b, t.span...)
+	if t.parent != "" {
+		b = append(b, "\r\nX-B3-Parentspanid: "...)
+		b = append(b, t.parent...)
+	}
+	b = append(b, "\r\nX-B3-Sampled: "...)
+	b = append(b, sampled...)
+	b = append(b, "\r\n\r\n"...)
+	fc.out = b
+	return b
+}
+
+func appendField(b, name, value []byte) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
+}
+
+// exchange sends head to the node the selector picks, retrying as the rule allows, and relays the
+// answer to the client; it returns the body bytes sent and the status (for the access log).
+func (fc *fastConn) exchange(head []byte, isHead bool) (int64, int) {
+	r, st, x := fc.r, &fc.st, fc.x
+	ctx := x.Context()
+	run := r.run.Load()
+	var resp *h1.RawResponse
+	err := roundTripper{r}.attempts(run, st, nil, func(b *Backend) (err error) {
+		b.state.inflight.Add(1)
+		resp, err = run.transport.Send(ctx, fc.abort, b.Addr, head, isHead, fc.interim)
+		if err != nil {
+			b.state.inflight.Add(-1)
+		}
+		return err
+	}, func(err error) (retry, mark bool, status int) {
+		return classify(err, ctx.Err() != nil, false, always)
+	})
+	if err == nil && resp.Code == http.StatusSwitchingProtocols {
+		resp.Close()
+		st.backend.state.inflight.Add(-1)
+		err = errors.New("node switched protocols when the request asked for no switch")
+	}
+	if err != nil {
+		return 0, fc.fail(err)
+	}
+	defer st.backend.state.inflight.Add(-1)
+	code := resp.Code
+	st.status = code
+	st.header = r.now().Sub(st.start)
+	return fc.relay(resp), code
+}
+
+func always() bool { return true }
+
+// fail answers a request that could not be proxied, as Router.fail does; it returns the status.
+func (fc *fastConn) fail(err error) int {
+	st, x := &fc.st, fc.x
+	status, msg := failure(st, err)
+	if status == statusClientClosed {
+		x.CloseAfter() // nobody is listening
+		return status
+	}
+	b := appendStatusLine(fc.rh[:0], status)
+	b = append(b, "Cache-Control: no-store\r\nContent-Type: text/plain; charset=utf-8\r\nDate: "...)
+	b = append(b, h1.Date()...)
+	if status == http.StatusServiceUnavailable {
+		b = append(b, "\r\nRetry-After: 1"...)
+	}
+	b = append(b, "\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: "...)
+	b = append(b, st.id...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(msg)), 10)
+	b = fc.endHead(b)
+	b = append(b, msg...)
+	fc.rh = b
+	_, _ = x.Writer().Write(b)
+	return status
+}
+
+// endHead ends a response head, closing the connection after it when the server is going down.
+func (fc *fastConn) endHead(b []byte) []byte {
+	if fc.x.ShuttingDown() {
+		b = append(b, "\r\nConnection: close"...)
+		fc.x.CloseAfter()
+	}
+	return append(b, "\r\n\r\n"...)
+}
+
+func appendStatusLine(b []byte, code int) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(code)...)
+	return append(b, "\r\n"...)
+}
+
+// responseKind classifies a response field for the client: 0 to pass on, 1 to drop (hop-by-hop, or
+// written by the router), 2 for Set-Cookie (passed on, and learnt from), 3 for Date (passed on).
+func (fc *fastConn) responseKind(name []byte) int {
+	var buf [32]byte
+	if len(name) <= len(buf) {
+		lower := buf[:len(name)]
+		for i, c := range name {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lower[i] = c
+		}
+		switch string(lower) {
+		case "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+			"te", "transfer-encoding", "upgrade", "content-length", "x-request-id":
+			return 1
+		case "set-cookie":
+			return 2
+		case "date":
+			return 3
+		}
+	}
+	for _, h := range fc.hop {
+		if len(h) == len(name) && asciiEqFold(h, name) {
+			return 1
+		}
+	}
+	return 0
+}
+
+// asciiEqFold compares two byte strings of the same length ignoring ASCII case.
+func asciiEqFold(a, b []byte) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// collectHop notes the field names the node's Connection fields list (hop-by-hop by its word).
+func (fc *fastConn) collectHop(fields []h1.Field) {
+	fc.hop = fc.hop[:0]
+	for _, f := range fields {
+		if !asciiEq(f.Name, "connection") {
+			continue
+		}
+		for tok := range bytes.SplitSeq(f.Value, []byte(",")) {
+			if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+				fc.hop = append(fc.hop, tok)
+			}
+		}
+	}
+}
+
+// appendFields appends the fields of a node's answer that go on to the client; date reports
+// whether a Date field was among them.
+func (fc *fastConn) appendFields(b []byte, fields []h1.Field, learn bool) (_ []byte, date bool) {
+	fc.collectHop(fields)
+	for _, f := range fields {
+		switch fc.responseKind(f.Name) {
+		case 1:
+			continue
+		case 2:
+			if learn && fc.st.backend != nil {
+				if id, route, ok := setCookieSession(string(f.Value), fc.st.cookie); ok {
+					fc.r.learn(&fc.st, id, route)
+				}
+			}
+		case 3:
+			date = true
+		}
+		b = appendField(b, f.Name, f.Value)
+	}
+	return b, date
+}
+
+// relayInterim passes a node's interim answer (103 Early Hints, 102 Processing) on to the client.
+func (fc *fastConn) relayInterim(code int, fields []h1.Field) error {
+	b := appendStatusLine(fc.rh[:0], code)
+	b, _ = fc.appendFields(b, fields, false)
+	b = append(b, "\r\n"...)
+	fc.rh = b
+	bw := fc.x.Writer()
+	_, _ = bw.Write(b)
+	return bw.Flush()
+}
+
+// relay sends the node's answer to the client: the head with the router's edits, then the body,
+// with its length when the node gave one and chunked otherwise (the client spoke HTTP/1.1); it
+// returns the body bytes sent. A body that breaks off closes the client's connection, its only way
+// to learn that the answer is incomplete.
+func (fc *fastConn) relay(resp *h1.RawResponse) int64 {
+	defer resp.Close()
+	x, st := fc.x, &fc.st
+	b := appendStatusLine(fc.rh[:0], resp.Code)
+	eventStream := false
+	for _, f := range resp.Fields {
+		if asciiEq(f.Name, "content-type") {
+			media, _, _ := bytes.Cut(f.Value, []byte(";"))
+			eventStream = asciiEq(bytes.TrimSpace(media), "text/event-stream")
+		}
+	}
+	b, date := fc.appendFields(b, resp.Fields, true)
+	if !date {
+		b = append(b, "Date: "...)
+		b = append(b, h1.Date()...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "X-Request-Id: "...)
+	b = append(b, st.id...)
+	chunked := false
+	switch {
+	case resp.NoBody && resp.Length < 0:
+	case resp.NoBody || resp.Length >= 0:
+		b = append(b, "\r\nContent-Length: "...)
+		b = strconv.AppendInt(b, resp.Length, 10)
+	default:
+		chunked = true
+		b = append(b, "\r\nTransfer-Encoding: chunked"...)
+	}
+	b = fc.endHead(b)
+	fc.rh = b
+	bw := x.Writer()
+	if resp.NoBody {
+		_, _ = bw.Write(b)
+		return 0
+	}
+	bp := h1.CopyBuffer()
+	defer h1.ReleaseCopyBuffer(bp)
+	buf := *bp
+	head := b // written with the first piece of the body
+	var sent int64
+	for {
+		n, rerr := resp.Read(buf)
+		if n > 0 || head != nil {
+			var werr error
+			switch {
+			case chunked:
+				if head != nil {
+					_, _ = bw.Write(head)
+				}
+				if n > 0 {
+					_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
+					_, _ = bw.WriteString("\r\n")
+					_, _ = bw.Write(buf[:n])
+					_, _ = bw.WriteString("\r\n")
+				}
+				werr = bw.Flush()
+			case head != nil && len(head)+n > bw.Available():
+				// A large answer: its head and first piece go out in one vectored write.
+				werr = x.WriteBuffers(head, buf[:n])
+			default:
+				if head != nil {
+					_, _ = bw.Write(head)
+				}
+				_, werr = bw.Write(buf[:n])
+				if werr == nil && eventStream {
+					werr = bw.Flush()
+				}
+			}
+			head = nil
+			if werr != nil {
+				x.CloseAfter()
+				return sent
+			}
+			sent += int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			fc.r.log.Debug("node's body broke off", "event", "router.body_error", "err", rerr)
+			x.CloseAfter()
+			return sent
+		}
+	}
+	if chunked {
+		_, _ = bw.WriteString("0\r\n")
+		for k, vv := range resp.Trailer {
+			for _, v := range vv {
+				_, _ = bw.WriteString(k + ": " + v + "\r\n")
+			}
+		}
+		_, _ = bw.WriteString("\r\n")
+	}
+	return sent
+}
