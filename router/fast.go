@@ -168,6 +168,7 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 		kinds[i] = uint8(k)
 	}
 	x.Accept()
+	r.fastServed.Add(1)
 
 	fc, _ := x.State.(*fastConn)
 	if fc == nil {

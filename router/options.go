@@ -200,6 +200,9 @@ type Options struct {
 	// ManagerToken is the Bearer token of the metrics endpoint; ManagerUser and ManagerPassword
 	// enable basic auth. With neither, the endpoint answers 403.
 	ManagerToken, ManagerUser, ManagerPassword string
+
+	// noFast serves every request through ServeHTTP (tests compare the two paths).
+	noFast bool
 }
 
 func (o Options) withDefaults() Options {

@@ -26,8 +26,8 @@ type Router struct {
 	pinKey string
 	// pinLower is the pin header's name in lower case (for the fast path).
 	pinLower string
-	// noFast turns the fast path off (tests run both paths).
-	noFast bool
+	// fastServed counts the requests served on the fast path (tests check which path ran).
+	fastServed atomic.Int64
 	table  atomic.Pointer[Table]
 	run    atomic.Pointer[runtime]
 	memo   *versionMemo
@@ -156,7 +156,7 @@ func (r *Router) newServer(base context.Context) frontServer {
 		srv := &h1.Server{Handler: r, ReadHeaderTimeout: r.opts.ReadHeaderTimeout,
 			IdleTimeout: r.opts.ClientIdleTimeout, MaxHeaderBytes: r.opts.MaxHeaderBytes,
 			BaseContext: base, Log: r.log}
-		if !r.noFast {
+		if !r.opts.noFast {
 			srv.Fast = r
 		}
 		return srv
