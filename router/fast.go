@@ -181,11 +181,15 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 	}
 	r.active.Add(1)
 	defer r.active.Add(-1)
-	now := r.now()
+	start := time.Now()
+	now := start
+	if !r.realClock {
+		now = r.now()
+	}
 	t := r.table.Load()
 	fc.st = reqState{start: now, trace: newTrace(in)}
 	st := &fc.st
-	defer r.metrics.request(st, time.Now())
+	defer r.metrics.request(st, start)
 	st.id = st.trace.traceID
 	if idIn != nil {
 		st.id = requestID(string(idIn), st.trace.traceID)
@@ -338,7 +342,11 @@ func (fc *fastConn) exchange(head []byte, isHead bool) (int64, int) {
 	defer st.backend.state.inflight.Add(-1)
 	code := resp.Code
 	st.status = code
-	st.header = r.now().Sub(st.start)
+	if r.realClock {
+		st.header = time.Since(st.start)
+	} else {
+		st.header = r.now().Sub(st.start)
+	}
 	return fc.relay(resp), code
 }
 

@@ -26,13 +26,15 @@ type Router struct {
 	pinKey string
 	// pinLower is the pin header's name in lower case (for the fast path).
 	pinLower string
+	// realClock: Options.Clock is time.Now, so one reading serves both the clock and the metrics.
+	realClock bool
 	// fastServed counts the requests served on the fast path (tests check which path ran).
 	fastServed atomic.Int64
-	table  atomic.Pointer[Table]
-	run    atomic.Pointer[runtime]
-	memo   *versionMemo
-	active atomic.Int64 // handlers running, upgraded connections included
-	rounds atomic.Int64 // rounds of active health checks completed
+	table      atomic.Pointer[Table]
+	run        atomic.Pointer[runtime]
+	memo       *versionMemo
+	active     atomic.Int64 // handlers running, upgraded connections included
+	rounds     atomic.Int64 // rounds of active health checks completed
 
 	metrics *metrics
 	auth    atomic.Pointer[managerAuth]
@@ -59,13 +61,14 @@ type Router struct {
 
 // New checks the options and builds a router; nothing listens until Start.
 func New(opts Options) (*Router, error) {
+	realClock := opts.Clock == nil
 	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	r := &Router{opts: opts, log: opts.Logger, now: opts.Clock, pinKey: http.CanonicalHeaderKey(opts.PinHeader),
-		pinLower: strings.ToLower(opts.PinHeader),
-		memo:     newVersionMemo(opts.SessionMemo), members: map[string]*memberEntry{},
+		pinLower: strings.ToLower(opts.PinHeader), realClock: realClock,
+		memo: newVersionMemo(opts.SessionMemo), members: map[string]*memberEntry{},
 		states: map[string]*backendState{}, reloaded: make(chan struct{}, 1)}
 	r.run.Store(&runtime{settings: opts.Settings, selector: newChain(opts.Settings, opts),
 		transport: newTransport(opts.Settings, opts)})

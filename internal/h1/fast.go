@@ -248,10 +248,7 @@ func (c *serverConn) serveFast() (served, keep bool) {
 	if x == nil {
 		return false, false
 	}
-	c.watchMu.Lock()
-	c.inHandler, c.watchBody, c.fastHeld = true, nil, true
-	c.watchMu.Unlock()
-	c.watch.Reset(watchDelay)
+	c.beginWatch(nil, true)
 	served, ok := c.runFast(x)
 	c.stopWatch()
 	if !served {

@@ -79,7 +79,6 @@ type Transport struct {
 	idleTimeout   time.Duration
 	maxIdle       int
 	checkIdle     bool
-	now           func() time.Time
 
 	mu     sync.Mutex
 	idle   map[string][]*h1Conn            // per address, most recently used last
@@ -94,7 +93,7 @@ func New(c Config) *Transport {
 	}
 	return &Transport{dialer: net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second},
 		headerTimeout: c.HeaderTimeout, idleTimeout: c.IdleTimeout, maxIdle: c.MaxIdle, checkIdle: c.CheckIdle,
-		now: time.Now, idle: map[string][]*h1Conn{}, active: map[string]map[*h1Conn]struct{}{}}
+		idle: map[string][]*h1Conn{}, active: map[string]map[*h1Conn]struct{}{}}
 }
 
 // Idempotent reports whether a request may be sent twice: the idempotent methods of RFC 9110, or any
@@ -118,7 +117,7 @@ type h1Conn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	reused    bool
-	idleAt    time.Time
+	idleAt    int64        // when it went back to the pool (monoClock ns)
 	read      int64        // bytes read since the current request started
 	written   int64        // bytes written since the current request started
 	gone      atomic.Bool  // closed by CloseAddr: the node left the cluster
@@ -298,7 +297,7 @@ func (t *Transport) pop(addr string) *h1Conn {
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
 		t.idle[addr] = list
-		if t.idleTimeout > 0 && t.now().Sub(c.idleAt) > t.idleTimeout {
+		if t.idleTimeout > 0 && monoClock()-c.idleAt > int64(t.idleTimeout) {
 			go c.conn.Close() // closing may block on a full socket; not under the lock
 			continue
 		}
@@ -311,7 +310,7 @@ func (t *Transport) pop(addr string) *h1Conn {
 
 // put returns a connection whose response was read completely to the pool.
 func (t *Transport) put(c *h1Conn) {
-	c.idleAt = t.now()
+	c.idleAt = monoClock()
 	t.mu.Lock()
 	delete(t.active[c.addr], c)
 	// Bytes after the end of the answer (a body sent with HEAD, 204 or 304, a wrong Content-Length)
@@ -323,7 +322,7 @@ func (t *Transport) put(c *h1Conn) {
 	}
 	list := append(t.idle[c.addr], c)
 	var expired []*h1Conn // the oldest connections sit at the bottom
-	for len(list) > 1 && t.idleTimeout > 0 && c.idleAt.Sub(list[0].idleAt) > t.idleTimeout {
+	for len(list) > 1 && t.idleTimeout > 0 && c.idleAt-list[0].idleAt > int64(t.idleTimeout) {
 		expired = append(expired, list[0])
 		list = list[1:]
 	}

@@ -244,6 +244,8 @@ type serverConn struct {
 	inHandler bool
 	watchBody *reqBody      // the request's body: watched only once read to its end
 	watchDone chan struct{} // closed when the watcher ends; nil when none runs
+	reqStart  int64         // when the request in the handler started (monoClock ns)
+	armed     bool          // the watch timer is pending
 	aborting  atomic.Bool   // the watcher is being stopped: its read error means nothing
 	fastHeld  bool          // a fast request's head is still in br (not accepted): nothing may read br
 
@@ -269,6 +271,7 @@ func (c *serverConn) serve(base context.Context) {
 	c.watch.Stop()
 	defer func() {
 		c.stopWatch()
+		c.watch.Stop()
 		cancel()
 		if !c.hijacked {
 			_ = c.nc.Close()
@@ -335,13 +338,32 @@ func (c *serverConn) serveRequest() bool {
 	if w.body != nil { // nothing else reads the connection during a request without a body
 		c.setReadDeadline(0)
 	}
-	c.watchMu.Lock()
-	c.inHandler, c.watchBody = true, w.body
-	c.watchMu.Unlock()
-	c.watch.Reset(watchDelay)
+	c.beginWatch(w.body, false)
 	ok := c.run(w, req)
 	c.stopWatch()
 	return ok && !c.hijacked && w.finish()
+}
+
+// beginWatch marks a handler as running (body is its request body, held whether a fast request's
+// head is still in the buffer). The watch timer is armed only when it is not pending already: a
+// timer left from an earlier request fires early and re-arms itself for the rest of watchDelay,
+// which spares two timer updates per request on a busy connection.
+func (c *serverConn) beginWatch(body *reqBody, held bool) {
+	now := monoClock()
+	c.watchMu.Lock()
+	c.inHandler, c.watchBody, c.fastHeld, c.reqStart = true, body, held, now
+	arm := !c.armed
+	c.armed = true
+	c.watchMu.Unlock()
+	if arm {
+		c.watch.Reset(watchDelay)
+	}
+}
+
+// rearmLocked sets the watch timer to fire after d; watchMu is held.
+func (c *serverConn) rearmLocked(d time.Duration) {
+	c.armed = true
+	c.watch.Reset(d)
 }
 
 // startWatch runs when a handler has run for watchDelay: it starts a goroutine that reads the
@@ -349,22 +371,27 @@ func (c *serverConn) serveRequest() bool {
 func (c *serverConn) startWatch() {
 	c.watchMu.Lock()
 	defer c.watchMu.Unlock()
+	c.armed = false
 	if !c.inHandler || c.watchDone != nil {
 		return
 	}
+	if age := time.Duration(monoClock() - c.reqStart); age < watchDelay { // armed for an earlier request
+		c.rearmLocked(watchDelay - age)
+		return
+	}
 	if c.fastHeld { // the fast handler has not taken its request off the buffer yet
-		c.watch.Reset(watchDelay)
+		c.rearmLocked(watchDelay)
 		return
 	}
 	if b := c.watchBody; b != nil { // the handler may still read the body: look again later
 		if !b.mu.TryLock() {
-			c.watch.Reset(watchDelay)
+			c.rearmLocked(watchDelay)
 			return
 		}
 		eof := b.eof
 		b.mu.Unlock()
 		if !eof {
-			c.watch.Reset(watchDelay)
+			c.rearmLocked(watchDelay)
 			return
 		}
 	}
@@ -393,9 +420,6 @@ func (c *serverConn) stopWatch() {
 	done := c.watchDone
 	c.watchDone = nil
 	c.watchMu.Unlock()
-	if c.watch != nil {
-		c.watch.Stop()
-	}
 	if done == nil {
 		return
 	}
