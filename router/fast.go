@@ -31,6 +31,7 @@ type fastConn struct {
 	rh      []byte   // the head of the answer to the client
 	interim func(int, []h1.Field) error
 	abort   *h1.Abort
+	metrics metricCache
 }
 
 // field kinds the fast path looks at in a request.
@@ -187,9 +188,9 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 		now = r.now()
 	}
 	t := r.table.Load()
-	fc.st = reqState{start: now, trace: newTrace(in)}
+	fc.st = reqState{start: now, trace: newTrace(in), metrics: &fc.metrics}
 	st := &fc.st
-	defer r.metrics.request(st, start)
+	defer r.metrics.requestCached(st, start, &fc.metrics)
 	st.id = st.trace.traceID
 	if idIn != nil {
 		st.id = requestID(string(idIn), st.trace.traceID)

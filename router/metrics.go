@@ -76,6 +76,23 @@ func newMetrics(r *Router, reg *prometheus.Registry) *metrics {
 // request records a finished request: its count by app and status, and its duration since start
 // (wall time, whatever Options.Clock says).
 func (m *metrics) request(st *reqState, start time.Time) {
+	m.requestCached(st, start, nil)
+}
+
+// metricCache keeps the series one client connection used last: a connection's requests mostly go
+// to one app, get one status and one node, and a series found again costs a hash of its labels and
+// a map lookup. Series are never deleted, so a cached one stays the registered one.
+type metricCache struct {
+	app      string
+	code     int
+	requests prometheus.Counter
+	latency  prometheus.Observer
+	node     string
+	ok       prometheus.Counter // attempts on node that succeeded
+}
+
+// requestCached is request with the series looked up through c (nil: no cache).
+func (m *metrics) requestCached(st *reqState, start time.Time, c *metricCache) {
 	app := "-"
 	if st.pool.routes != nil {
 		app = st.pool.routes.path
@@ -84,8 +101,20 @@ func (m *metrics) request(st *reqState, start time.Time) {
 	if code == 0 {
 		code = http.StatusOK
 	}
-	m.requests.WithLabelValues(app, codeLabel(code)).Inc()
-	m.latency.WithLabelValues(app).Observe(time.Since(start).Seconds())
+	if c == nil {
+		m.requests.WithLabelValues(app, codeLabel(code)).Inc()
+		m.latency.WithLabelValues(app).Observe(time.Since(start).Seconds())
+		return
+	}
+	if c.requests == nil || c.app != app || c.code != code {
+		c.requests, c.code = m.requests.WithLabelValues(app, codeLabel(code)), code
+	}
+	if c.latency == nil || c.app != app {
+		c.latency = m.latency.WithLabelValues(app)
+	}
+	c.app = app
+	c.requests.Inc()
+	c.latency.Observe(time.Since(start).Seconds())
 }
 
 // codeLabels are the status codes 100..599 as label values, made once (no allocation per request).
@@ -106,11 +135,17 @@ func codeLabel(code int) string {
 // attempt records one attempt on b and, the first time a request with a session goes to a node
 // other than the session's own, a failover.
 func (m *metrics) attempt(st *reqState, b *Backend, err error) {
-	result := "ok"
-	if err != nil {
-		result = "error"
+	switch c := st.metrics; {
+	case err != nil:
+		m.attempts.WithLabelValues(b.Name, "error").Inc()
+	case c == nil:
+		m.attempts.WithLabelValues(b.Name, "ok").Inc()
+	default:
+		if c.ok == nil || c.node != b.Name {
+			c.ok, c.node = m.attempts.WithLabelValues(b.Name, "ok"), b.Name
+		}
+		c.ok.Inc()
 	}
-	m.attempts.WithLabelValues(b.Name, result).Inc()
 	if st.failover || st.pool.Route == "" || st.pool.Pin != "" || b.Route == st.pool.Route {
 		return
 	}

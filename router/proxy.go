@@ -31,6 +31,8 @@ type reqState struct {
 	failover bool                // counted in the failover metric
 	w        http.ResponseWriter // the client's, for interim answers (nil: none are passed on)
 
+	metrics *metricCache // the client connection's series (fast path; nil: looked up each time)
+
 	vals [10]string // backing store of the header values the router sets (saves an allocation each)
 	nv   int
 }

@@ -82,7 +82,7 @@ type Transport struct {
 
 	mu     sync.Mutex
 	idle   map[string][]*h1Conn            // per address, most recently used last
-	active map[string]map[*h1Conn]struct{} // per address, connections serving a request
+	open   map[string]map[*h1Conn]struct{} // per address, every connection not closed yet (idle or serving)
 	closed bool
 }
 
@@ -93,7 +93,7 @@ func New(c Config) *Transport {
 	}
 	return &Transport{dialer: net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second},
 		headerTimeout: c.HeaderTimeout, idleTimeout: c.IdleTimeout, maxIdle: c.MaxIdle, checkIdle: c.CheckIdle,
-		idle: map[string][]*h1Conn{}, active: map[string]map[*h1Conn]struct{}{}}
+		idle: map[string][]*h1Conn{}, open: map[string]map[*h1Conn]struct{}{}}
 }
 
 // Idempotent reports whether a request may be sent twice: the idempotent methods of RFC 9110, or any
@@ -242,7 +242,9 @@ func (t *Transport) conn(ctx context.Context, addr string, fresh, check, bodyles
 		if c == nil {
 			break
 		}
-		c.armHeader() // before the peek: a deadline that passed while the connection was idle fails every read
+		if check {
+			c.armHeader() // before the peek: a deadline that passed while the connection was idle fails every read
+		}
 		if !check || (t.checkIdle && bodyless && c.await != nil) || connAlive(c.conn) {
 			return c, nil
 		}
@@ -257,30 +259,26 @@ func (t *Transport) conn(ctx context.Context, addr string, fresh, check, bodyles
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	c.await = newAwaiter(nc, c.bw, t.checkIdle)
 	t.mu.Lock()
-	t.activeLocked(addr)[c] = struct{}{}
-	t.mu.Unlock()
-	return c, nil
-}
-
-func (t *Transport) activeLocked(addr string) map[*h1Conn]struct{} {
-	m := t.active[addr]
+	m := t.open[addr]
 	if m == nil {
 		m = map[*h1Conn]struct{}{}
-		t.active[addr] = m
+		t.open[addr] = m
 	}
-	return m
+	m[c] = struct{}{}
+	t.mu.Unlock()
+	return c, nil
 }
 
 // CloseAddr closes every connection to addr, idle or serving a request: the node left the cluster.
 // Requests waiting on it fail with ErrGone.
 func (t *Transport) CloseAddr(addr string) {
 	t.mu.Lock()
-	conns := t.idle[addr]
-	delete(t.idle, addr)
-	for c := range t.active[addr] {
+	var conns []*h1Conn
+	for c := range t.open[addr] { // the idle ones among them
 		conns = append(conns, c)
 	}
-	delete(t.active, addr)
+	delete(t.idle, addr)
+	delete(t.open, addr)
 	t.mu.Unlock()
 	for _, c := range conns {
 		c.gone.Store(true)
@@ -298,11 +296,11 @@ func (t *Transport) pop(addr string) *h1Conn {
 		list = list[:len(list)-1]
 		t.idle[addr] = list
 		if t.idleTimeout > 0 && monoClock()-c.idleAt > int64(t.idleTimeout) {
+			delete(t.open[addr], c)
 			go c.conn.Close() // closing may block on a full socket; not under the lock
 			continue
 		}
 		c.reused = true
-		t.activeLocked(addr)[c] = struct{}{}
 		return c
 	}
 	return nil
@@ -312,7 +310,6 @@ func (t *Transport) pop(addr string) *h1Conn {
 func (t *Transport) put(c *h1Conn) {
 	c.idleAt = monoClock()
 	t.mu.Lock()
-	delete(t.active[c.addr], c)
 	// Bytes after the end of the answer (a body sent with HEAD, 204 or 304, a wrong Content-Length)
 	// would be read as the next request's answer: such a connection is closed, as net/http does.
 	if t.closed || len(t.idle[c.addr]) >= t.maxIdle || c.br.Buffered() > 0 {
@@ -357,7 +354,7 @@ func (t *Transport) CloseIdleConnections() {
 
 func (c *h1Conn) close() {
 	c.t.mu.Lock()
-	delete(c.t.active[c.addr], c)
+	delete(c.t.open[c.addr], c)
 	c.t.mu.Unlock()
 	_ = c.conn.Close()
 }

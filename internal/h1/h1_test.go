@@ -149,7 +149,7 @@ func TestCloseAddrFailsWaitingRequest(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		tr.mu.Lock()
-		n := len(tr.active[addr])
+		n := len(tr.open[addr])
 		tr.mu.Unlock()
 		if n == 1 {
 			break
