@@ -69,7 +69,7 @@ func (s *sysConn) Read(p []byte) (int, error) {
 
 func (s *sysConn) read(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rp[0])), uintptr(len(s.rp)))
+		n, _, e := syscall.RawSyscall6(sysRecv, fd, uintptr(unsafe.Pointer(&s.rp[0])), uintptr(len(s.rp)), 0, 0, 0)
 		switch e {
 		case 0:
 			if n == 0 {
@@ -104,9 +104,7 @@ func (s *sysConn) Write(p []byte) (int, error) {
 func (s *sysConn) write(fd uintptr) bool {
 	for s.wn < len(s.wp) {
 		rest := s.wp[s.wn:]
-		// A peer's reset raises SIGPIPE, which the runtime ignores for every descriptor but standard
-		// output and error: the call fails with EPIPE.
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		n, _, e := syscall.RawSyscall6(sysSend, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)), sendFlags, 0, 0)
 		switch e {
 		case 0:
 			s.wn += int(n)
@@ -151,6 +149,8 @@ func (s *sysConn) writev(fd uintptr) bool {
 		if k == 0 {
 			return true
 		}
+		// writev has no flags: a peer's reset raises SIGPIPE, which the runtime ignores for every
+		// descriptor but standard output and error, and the call fails with EPIPE.
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(k))
 		switch e {
 		case 0:
