@@ -32,6 +32,7 @@ type fastConn struct {
 	interim func(int, []h1.Field) error
 	abort   *h1.Abort
 	metrics metricCache
+	isHead  bool // the request in progress is a HEAD
 }
 
 // field kinds the fast path looks at in a request.
@@ -59,6 +60,9 @@ const (
 func (r *Router) requestKind(name []byte) int {
 	var buf [32]byte
 	if len(name) > len(buf) {
+		if asciiEq(name, r.pinLower) {
+			return kindPin
+		}
 		return kindOther
 	}
 	lower := buf[:len(name)]
@@ -124,6 +128,7 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 	}
 	var kinds [h1.MaxFields]uint8
 	var in traceIn
+	var seen uint8 // trace fields met: the first of each name counts, even when empty
 	var idIn, pin []byte
 	nxff := 0
 	for i, f := range x.Fields {
@@ -154,17 +159,17 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 				pin = f.Value
 			}
 		case kindTraceparent:
-			setOnce(&in.traceparent, f.Value)
+			setOnce(&seen, 0, &in.traceparent, f.Value)
 		case kindB3:
-			setOnce(&in.b3, f.Value)
+			setOnce(&seen, 1, &in.b3, f.Value)
 		case kindB3Trace:
-			setOnce(&in.b3Trace, f.Value)
+			setOnce(&seen, 2, &in.b3Trace, f.Value)
 		case kindB3Span:
-			setOnce(&in.b3Span, f.Value)
+			setOnce(&seen, 3, &in.b3Span, f.Value)
 		case kindB3Sampled:
-			setOnce(&in.b3Sampled, f.Value)
+			setOnce(&seen, 4, &in.b3Sampled, f.Value)
 		case kindB3Flags:
-			setOnce(&in.b3Flags, f.Value)
+			setOnce(&seen, 5, &in.b3Flags, f.Value)
 		}
 		kinds[i] = uint8(k)
 	}
@@ -211,6 +216,7 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 	if pin != nil {
 		st.pool.Pin = string(pin)
 	}
+	fc.isHead = isHead
 	head := fc.buildHead(x, kinds[:len(x.Fields)], nxff)
 	sent, status := fc.exchange(head, isHead)
 	if r.opts.AccessLog != nil {
@@ -219,9 +225,10 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 	return true
 }
 
-// setOnce sets *s to v unless it holds a value already (the first field of a name counts).
-func setOnce(s *string, v []byte) {
-	if *s == "" {
+// setOnce sets *s to v for the first field of a name (bit of seen), as Header.Get reads the first.
+func setOnce(seen *uint8, bit uint, s *string, v []byte) {
+	if *seen&(1<<bit) == 0 {
+		*seen |= 1 << bit
 		*s = string(v)
 	}
 }
@@ -338,7 +345,7 @@ func (fc *fastConn) exchange(head []byte, isHead bool) (int64, int) {
 		err = errors.New("node switched protocols when the request asked for no switch")
 	}
 	if err != nil {
-		return 0, fc.fail(err)
+		return fc.fail(err)
 	}
 	defer st.backend.state.inflight.Add(-1)
 	code := resp.Code
@@ -353,13 +360,14 @@ func (fc *fastConn) exchange(head []byte, isHead bool) (int64, int) {
 
 func always() bool { return true }
 
-// fail answers a request that could not be proxied, as Router.fail does; it returns the status.
-func (fc *fastConn) fail(err error) int {
+// fail answers a request that could not be proxied, as Router.fail does; it returns the size of
+// the message and the status (for the access log).
+func (fc *fastConn) fail(err error) (int64, int) {
 	st, x := &fc.st, fc.x
 	status, msg := failure(st, err)
 	if status == statusClientClosed {
 		x.CloseAfter() // nobody is listening
-		return status
+		return 0, status
 	}
 	b := appendStatusLine(fc.rh[:0], status)
 	b = append(b, "Cache-Control: no-store\r\nContent-Type: text/plain; charset=utf-8\r\nDate: "...)
@@ -372,10 +380,12 @@ func (fc *fastConn) fail(err error) int {
 	b = append(b, "\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(msg)), 10)
 	b = fc.endHead(b)
-	b = append(b, msg...)
+	if !fc.isHead { // a HEAD's answer has no body, only the length the GET's would have
+		b = append(b, msg...)
+	}
 	fc.rh = b
 	_, _ = x.Writer().Write(b)
-	return status
+	return int64(len(msg)), status
 }
 
 // endHead ends a response head, closing the connection after it when the server is going down.

@@ -146,6 +146,10 @@ func (r *Router) upgrade(w http.ResponseWriter, out *http.Request, res *http.Res
 	resType := upgradeType(res.Header)
 	back, ok := res.Body.(io.ReadWriteCloser)
 	switch {
+	case reqType == "":
+		res.Body.Close()
+		r.fail(w, st, errors.New("node switched protocols when the request asked for no switch"))
+		return
 	case !printable(resType) || !strings.EqualFold(reqType, resType):
 		res.Body.Close()
 		r.fail(w, st, fmt.Errorf("node switched to protocol %q when %q was asked for", resType, reqType))

@@ -312,7 +312,7 @@ func unfold(b []byte) {
 }
 
 // parseResponseFields parses a response's field lines (CRLF or LF line ends, folding already
-// undone) into dst.
+// undone) into dst; past its capacity (MaxFields) the slice grows.
 func parseResponseFields(b []byte, dst []Field) ([]Field, error) {
 	for {
 		nl := bytes.IndexByte(b, '\n')
@@ -336,9 +336,6 @@ func parseResponseFields(b []byte, dst []Field) ([]Field, error) {
 			if (ch < ' ' && ch != '\t') || ch == 0x7f {
 				return nil, fmt.Errorf("malformed response: invalid character in header %q", truncate(string(line[:colon])))
 			}
-		}
-		if len(dst) == MaxFields {
-			return nil, fmt.Errorf("malformed response: more than %d header fields", MaxFields)
 		}
 		dst = append(dst, Field{Name: line[:colon], Value: v})
 	}

@@ -22,8 +22,8 @@ type Field struct{ Name, Value []byte }
 // Is reports whether the field's name is name, ignoring case (name is in canonical or lower case).
 func (f Field) Is(name string) bool { return len(f.Name) == len(name) && asciiEqualFold(f.Name, name) }
 
-// MaxFields bounds the header fields of a head the byte-level path takes: a request with more is
-// declined to Handler, and a response with more is refused.
+// MaxFields bounds the header fields of a request the byte-level path takes (one with more is
+// declined to Handler); a response's fields are kept in that many without allocating.
 const MaxFields = 64
 
 // FastHandler serves requests on the byte-level path (see Server.Fast).
