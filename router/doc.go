@@ -8,10 +8,18 @@
 // and trace fields in, bodies streamed both ways, upgrades piped) through a RoundTripper that selects
 // the node and retries, over herd's own HTTP/1.1 client to the nodes (package internal/h1). Plain
 // HTTP/1.x clients are served by internal/h1's server; with TLS or h2c, net/http's server takes over.
-// In bench/haproxy a proxied request costs two writes and three reads (HAProxy: two and two) and
-// about 1.4-1.45x HAProxy's CPU. The routing [Table] is rebuilt from membership events (and from the
-// static backends of [Settings]) and swapped atomically; a request works on the snapshot it started
-// with.
+//
+// On plain HTTP/1.1 the common request, a GET or HEAD without a body, no upgrade, Expect or TE, an
+// ordinary target and at most 64 fields, takes a fast path (ServeFast): its head is forwarded as it
+// came, with the router's fields edited in, and the node's answer goes back the same way, without an
+// http.Request, header maps or per-field strings; selection, retries, fields, metrics and the access
+// log are the same as on the full path (tests send 67 request and answer shapes through both and
+// compare what the node and the client get). Anything else is declined before a byte is sent and
+// served by ServeHTTP. In bench/haproxy, with the proxy sharing a core with the nodes, a small
+// proxied request costs about 15.5 µs of the router's CPU, HAProxy's about 15 µs, two allocations,
+// two writes and three reads (one of which finds nothing: the server's look for the next request).
+// The routing [Table] is rebuilt from membership events (and from the static backends of [Settings])
+// and swapped atomically; a request works on the snapshot it started with.
 //
 // Selection is a [Selector] chain, most specific first:
 //

@@ -13,6 +13,16 @@
 //     for the next request on a kept-alive connection, which it cannot skip safely).
 //   - Heads are parsed in one pass over the read buffer, common header names cost no allocation, and
 //     a body-less GET is written without req.Write's per-request work.
+//   - A byte-level path skips http.Request and header maps altogether: the server offers each
+//     request whose head is already buffered to Server.Fast (an Exchange: the head parsed in place),
+//     and Transport.Send sends a head as bytes and hands back the answer's head parsed in place
+//     (RawResponse). The router forwards its common requests that way.
+//   - Sockets are read and written with raw non-blocking system calls (sysConn): the runtime's
+//     bookkeeping for calls that may block, and the monitor thread taking the processor away
+//     from a write that runs the receiver's TCP input on loopback, are spared. Deadlines that
+//     would be moved on every request (the server's idle wait, the client's response-header
+//     timeout, the server's 5 ms watch of a running handler) are moved only once they are a
+//     sixteenth stale or have fired.
 //
 // Dial failures come back as *DialError (nothing was sent), a node that sends no response headers in
 // time as a timeout error, and cancellation follows the request's context. A request that meets a
