@@ -22,8 +22,9 @@ type RawResponse struct {
 	Code   int
 	Fields []Field
 	// Framing of the body as the peer sent it: Length >= 0 is its Content-Length, Chunked a chunked
-	// body, neither a body that ends with the connection. NoBody: none at all (a HEAD request, 204,
-	// 304); Length then still carries a Content-Length the peer sent (-1 when none).
+	// body, neither a body that ends with the connection. NoBody: none at all (a HEAD request, 304,
+	// 204, 1xx); for a HEAD and a 304, Length still carries a Content-Length the peer sent (-1 when
+	// none), for a 204 or 1xx it is -1.
 	Length  int64
 	Chunked bool
 	NoBody  bool
@@ -122,6 +123,9 @@ var errAborted = fmt.Errorf("h1: %w", context.Canceled)
 // the request's method is HEAD (its answer has no body). ab, when not nil, ends the exchange when
 // it fires; otherwise ctx does when it is done (ctx also bounds the dial).
 func (t *Transport) Send(ctx context.Context, ab *Abort, addr string, head []byte, isHead bool, interim func(code int, f []Field) error) (*RawResponse, error) {
+	if ab != nil && ab.fired.Load() {
+		return nil, errAborted
+	}
 	for fresh := false; ; fresh = true {
 		c, err := t.conn(ctx, addr, fresh, t.checkIdle, true)
 		if err != nil {
@@ -244,14 +248,16 @@ func (c *h1Conn) readRawHead(r *RawResponse, isHead bool) error {
 func (c *h1Conn) rawHead() ([]byte, error) {
 	br := c.br
 	var gathered []byte
+	searched := 0 // bytes of the buffer already searched for the end (less the 3 an end may span)
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		switch {
 		case gathered == nil:
-			if end := headEnd(buf, 0); end > 0 {
+			if end := headEnd(buf, searched); end > 0 {
 				_, _ = br.Discard(end)
 				return buf[:end], nil
 			}
+			searched = max(len(buf)-3, 0)
 			if len(buf) == br.Size() { // longer than the buffer
 				gathered = append(make([]byte, 0, 2*len(buf)), buf...)
 				_, _ = br.Discard(len(buf))
@@ -260,6 +266,9 @@ func (c *h1Conn) rawHead() ([]byte, error) {
 			from := len(gathered)
 			gathered = append(gathered, buf...)
 			if end := headEnd(gathered, max(from-3, 0)); end > 0 {
+				if end > maxResponseHead {
+					return nil, errors.New("malformed response: head larger than 1 MiB")
+				}
 				_, _ = br.Discard(end - from)
 				return gathered[:end], nil
 			}

@@ -33,9 +33,10 @@ type FastHandler interface {
 	ServeFast(x *Exchange) bool
 }
 
-// Exchange is a request offered to a FastHandler: an HTTP/1.1 request without a body, its head
-// parsed in place, checked as strictly as Handler's requests are (a request the checks would
-// refuse is not offered). The response is written to Writer; the server flushes it when ServeFast
+// Exchange is a request offered to a FastHandler: an HTTP/1.1 request without a body (no
+// Transfer-Encoding, no Content-Length other than 0, no Expect) and with no Connection option but
+// keep-alive, its head parsed in place, checked as strictly as Handler's requests are (a request
+// the checks would refuse is not offered). The response is written to Writer; the server flushes it when ServeFast
 // returns. An Exchange and everything it holds is reused for the connection's next request.
 type Exchange struct {
 	Method []byte
@@ -63,7 +64,8 @@ func (x *Exchange) RemoteAddr() string { return x.c.remote }
 func (x *Exchange) Writer() *bufio.Writer { return x.c.bw }
 
 // WriteBuffers writes what the writer holds, then bufs, at once where the connection allows
-// (a vectored write): a head and a large first piece of body in one system call.
+// (a vectored write): a head and a large first piece of body in one system call. Like
+// net.Buffers, it may shorten the slices of bufs as they are written (never their bytes).
 func (x *Exchange) WriteBuffers(bufs ...[]byte) error {
 	c := x.c
 	if err := c.bw.Flush(); err != nil {
@@ -154,11 +156,22 @@ func (x *Exchange) parse() bool {
 	}
 	x.Fields, x.Host = fields, nil
 	for _, f := range fields {
-		if f.Is("Host") {
+		switch {
+		case f.Is("Host"):
 			if x.Host != nil || !validHost(string(f.Value)) {
 				return false
 			}
 			x.Host = f.Value
+		case f.Is("Content-Length"):
+			if string(f.Value) != "0" { // a body, or a length the full parser judges
+				return false
+			}
+		case f.Is("Transfer-Encoding"), f.Is("Expect"):
+			return false
+		case f.Is("Connection"):
+			if !(len(f.Value) == 10 && asciiEqualFold(f.Value, "keep-alive")) {
+				return false // close, upgrade, or fields to drop: the full path's to handle
+			}
 		}
 	}
 	x.close = false

@@ -214,7 +214,7 @@ func responseFraming(br *bufio.Reader, req *http.Request, resp *http.Response) e
 		length, resp.Close = -1, true
 	} else if len(te) > 0 {
 		codings := strings.Split(strings.Join(te, ","), ",")
-		if !strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked") || len(codings) > 1 {
+		if !asciiFold(trimOWS(codings[len(codings)-1]), "chunked") || len(codings) > 1 {
 			return fmt.Errorf("malformed response: unsupported Transfer-Encoding %q", truncate(strings.Join(te, ", ")))
 		}
 		chunked = true
@@ -412,6 +412,13 @@ func validHost(h string) bool {
 		}
 	}
 	return true
+}
+
+// asciiFold reports whether a equals b ignoring ASCII case only: strings.EqualFold also matches
+// Unicode foldings (the Kelvin sign for K), which would let herd read a framing field that the
+// other HTTP parsers on the path refuse.
+func asciiFold(a, b string) bool {
+	return len(a) == len(b) && asciiEqualFold([]byte(a), b)
 }
 
 func trimOWS(b string) string {
