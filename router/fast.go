@@ -540,11 +540,34 @@ func (fc *fastConn) relay(resp *h1.RawResponse) int64 {
 		_, _ = bw.Write(b)
 		return 0
 	}
+	head := b // written with the first piece of the body
+	var sent int64
+	if first := resp.Buffered(); len(first) > 0 && !chunked {
+		// What already came with the head goes on from the connection's buffer, without a copy.
+		var werr error
+		if len(head)+len(first) > bw.Available() {
+			werr = x.WriteBuffers(head, first) // a large answer: one vectored write
+		} else {
+			_, _ = bw.Write(head)
+			_, werr = bw.Write(first)
+			if werr == nil && eventStream {
+				werr = bw.Flush()
+			}
+		}
+		resp.Consume(len(first))
+		head = nil
+		if werr != nil {
+			x.CloseAfter()
+			return sent
+		}
+		sent += int64(len(first))
+	}
+	if head == nil && resp.Ended() {
+		return sent
+	}
 	bp := h1.CopyBuffer()
 	defer h1.ReleaseCopyBuffer(bp)
 	buf := *bp
-	head := b // written with the first piece of the body
-	var sent int64
 	for {
 		n, rerr := resp.Read(buf)
 		if n > 0 || head != nil {

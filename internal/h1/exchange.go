@@ -53,6 +53,31 @@ func (r *RawResponse) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Buffered returns the body bytes of a Content-Length body that are already in the connection's
+// buffer, so that they can be passed on without a copy; Consume(len) must follow before the next
+// Read. Nil when there are none (or the body is chunked or ends with the connection).
+func (r *RawResponse) Buffered() []byte {
+	b := &r.body
+	if r.done || r.eof || r.NoBody || b.chunk != nil || b.left <= 0 || b.err != nil || b.eof {
+		return nil
+	}
+	p, _ := b.br.Peek(int(min(int64(b.br.Buffered()), b.left)))
+	return p
+}
+
+// Ended reports whether the body was read to its end (or there was none).
+func (r *RawResponse) Ended() bool { return r.eof || r.NoBody }
+
+// Consume drops the first n bytes Buffered returned: they were passed on.
+func (r *RawResponse) Consume(n int) {
+	b := &r.body
+	_, _ = b.br.Discard(n)
+	b.left -= int64(n)
+	if b.left == 0 {
+		b.eof, r.eof = true, true
+	}
+}
+
 // Close ends the exchange: the connection goes back to the pool when the body was read to its end
 // (or there was none) and the peer keeps it open, and is closed otherwise. Nothing of r may be
 // used after Close: the connection's next exchange reuses it.
