@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/herdproject/herd/internal/h1"
@@ -214,7 +215,7 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 		st.pool.Version = r.memo.get(st.pool.SessionID)
 	}
 	if pin != nil {
-		st.pool.Pin = string(pin)
+		st.pool.Pin = strings.TrimSpace(string(pin)) // as the full path does (Unicode spaces too)
 	}
 	fc.isHead = isHead
 	head := fc.buildHead(x, kinds[:len(x.Fields)], nxff)
@@ -408,6 +409,11 @@ func appendStatusLine(b []byte, code int) []byte {
 // responseKind classifies a response field for the client: 0 to pass on, 1 to drop (hop-by-hop, or
 // written by the router), 2 for Set-Cookie (passed on, and learnt from), 3 for Date (passed on).
 func (fc *fastConn) responseKind(name []byte) int {
+	for _, h := range fc.hop { // what the node's Connection field lists goes first, whatever it is
+		if len(h) == len(name) && asciiEqFold(h, name) {
+			return 1
+		}
+	}
 	var buf [32]byte
 	if len(name) <= len(buf) {
 		lower := buf[:len(name)]
@@ -425,11 +431,6 @@ func (fc *fastConn) responseKind(name []byte) int {
 			return 2
 		case "date":
 			return 3
-		}
-	}
-	for _, h := range fc.hop {
-		if len(h) == len(name) && asciiEqFold(h, name) {
-			return 1
 		}
 	}
 	return 0
@@ -497,7 +498,12 @@ func (fc *fastConn) relayInterim(code int, fields []h1.Field) error {
 	fc.rh = b
 	bw := fc.x.Writer()
 	_, _ = bw.Write(b)
-	return bw.Flush()
+	if bw.Flush() != nil {
+		// The client is gone: that is no failure of the node's, whose answer is read to its end
+		// (the writes of the final answer fail the same way and close the connection).
+		fc.x.CloseAfter()
+	}
+	return nil
 }
 
 // relay sends the node's answer to the client: the head with the router's edits, then the body,
@@ -510,9 +516,10 @@ func (fc *fastConn) relay(resp *h1.RawResponse) int64 {
 	b := appendStatusLine(fc.rh[:0], resp.Code)
 	eventStream := false
 	for _, f := range resp.Fields {
-		if asciiEq(f.Name, "content-type") {
+		if asciiEq(f.Name, "content-type") { // the first one counts, as Header.Get reads it
 			media, _, _ := bytes.Cut(f.Value, []byte(";"))
 			eventStream = asciiEq(bytes.TrimSpace(media), "text/event-stream")
+			break
 		}
 	}
 	b, date := fc.appendFields(b, resp.Fields, true)

@@ -1147,3 +1147,72 @@ func TestFastPathRetriesConnectFailure(t *testing.T) {
 		t.Errorf("retries %v, failed attempts on the bad node %v; access log:\n%s", retried, failed, log.String())
 	}
 }
+
+// TestFastPathClientGoneDuringInterimIsNoNodeFailure: a client that resets its connection before a
+// node's 103 Early Hints is relayed makes that relay fail; the node answered correctly, so it must
+// not get a failure mark nor the request a retry (the full path ignores such write errors too).
+func TestFastPathClientGoneDuringInterimIsNoNodeFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.URL.Path != "/hints" { // the router's health checks
+						_, _ = io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+						continue
+					}
+					requests.Add(1)
+					time.Sleep(2 * time.Millisecond) // the client's reset arrives first
+					_, _ = io.WriteString(nc, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+					time.Sleep(20 * time.Millisecond)
+					_, _ = io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	r := startRouter(t, listen(t), nil, func(o *Options) { o.Settings.Backends = []string{ln.Addr().String()} })
+	c, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /hints HTTP/1.1\r\nHost: front\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).SetLinger(0) // close with a reset
+	c.Close()
+	waitFor(t, 5*time.Second, "the request reaching the node", func() error {
+		if requests.Load() == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	time.Sleep(100 * time.Millisecond) // the node's answer and the router's relay are over
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the node got %d requests, want 1 (no retry)", n)
+	}
+	for _, b := range r.table.Load().backends {
+		if b.state.failed(time.Now()) {
+			t.Errorf("node %s was marked failed because the client went away", b.Addr)
+		}
+	}
+	if r.fastServed.Load() != 1 {
+		t.Errorf("fast path served %d requests, want 1", r.fastServed.Load())
+	}
+}

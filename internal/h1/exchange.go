@@ -141,6 +141,10 @@ func (a *Abort) release() bool {
 // errAborted is a Send whose Abort had fired.
 var errAborted = fmt.Errorf("h1: %w", context.Canceled)
 
+// testHookHeadBuffered, when set by a test, runs between the head going to the write buffer and the
+// awaiter's wait: a peer answering in that gap must still wake the wait.
+var testHookHeadBuffered func()
+
 // Send sends a request head without a body (head is its bytes, ending with the empty line) to
 // addr and reads the answer's head, like RoundTrip for an idempotent request: a pooled connection
 // the peer had closed is replaced by a fresh one. Interim answers (1xx other than 101) go to
@@ -186,7 +190,13 @@ func (c *h1Conn) send(ctx context.Context, ab *Abort, head []byte, isHead bool, 
 		stop = context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
 	}
 	c.armHeader()
-	_, _ = c.bw.Write(head)
+	// The last byte stays in the buffer whatever the head's size, so that the awaiter writes it
+	// after the poller's reset: an answer to a head written out whole before would wake nobody.
+	_, _ = c.bw.Write(head[:len(head)-1])
+	_ = c.bw.WriteByte(head[len(head)-1])
+	if testHookHeadBuffered != nil {
+		testHookHeadBuffered()
+	}
 	var err error
 	if c.await != nil && c.br.Buffered() == 0 {
 		err = c.await.flushAndAwait()

@@ -283,6 +283,7 @@ func (c *serverConn) runFast(x *Exchange) (served, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			served, ok = true, false
+			c.bw.Reset(c.io) // a partial answer is dropped, as on the full path: the client sees the close
 			if v != http.ErrAbortHandler {
 				c.srv.logger().Error("http handler panicked", "event", "http.handler_panic", "remote", c.remote,
 					"uri", string(x.Target), "panic", v, "stack", string(debug.Stack()))

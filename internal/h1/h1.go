@@ -322,7 +322,7 @@ func (t *Transport) put(c *h1Conn) {
 	t.mu.Lock()
 	// Bytes after the end of the answer (a body sent with HEAD, 204 or 304, a wrong Content-Length)
 	// would be read as the next request's answer: such a connection is closed, as net/http does.
-	if t.closed || len(t.idle[c.addr]) >= t.maxIdle || c.br.Buffered() > 0 {
+	if t.closed || len(t.idle[c.addr]) >= t.maxIdle || c.br.Buffered() > 0 || c.gone.Load() {
 		t.mu.Unlock()
 		c.close()
 		return
@@ -364,7 +364,12 @@ func (t *Transport) CloseIdleConnections() {
 
 func (c *h1Conn) close() {
 	c.t.mu.Lock()
-	delete(c.t.open[c.addr], c)
+	if m := c.t.open[c.addr]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(c.t.open, c.addr)
+		}
+	}
 	c.t.mu.Unlock()
 	_ = c.conn.Close()
 }

@@ -38,10 +38,11 @@ type sysConn struct {
 // maxVec bounds the buffers of one WriteBuffers call.
 const maxVec = 8
 
-// rawIO returns c with raw system calls for Read and Write, or c itself when it gives no raw
-// access (TLS, pipes).
+// rawIO returns c with raw system calls for Read and Write when it is a *net.TCPConn (non-blocking
+// by construction), or c itself: TLS, pipes, and wrappers that may do their own reading and writing
+// (a listener's PROXY protocol, byte counting) keep theirs.
 func rawIO(c net.Conn) net.Conn {
-	sc, ok := c.(syscall.Conn)
+	sc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
 	}
