@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herdproject/herd/internal/h1"
@@ -361,6 +362,10 @@ func (fc *fastConn) exchange(head []byte, isHead bool) (int64, int) {
 
 func always() bool { return true }
 
+// relayBufs lend the buffers a fast answer's body is copied through: 64 KiB, so that a body of that
+// size that did not come with the head takes one read and one write.
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // fail answers a request that could not be proxied, as Router.fail does; it returns the size of
 // the message and the status (for the access log).
 func (fc *fastConn) fail(err error) (int64, int) {
@@ -572,8 +577,8 @@ func (fc *fastConn) relay(resp *h1.RawResponse) int64 {
 	if head == nil && resp.Ended() {
 		return sent
 	}
-	bp := h1.CopyBuffer()
-	defer h1.ReleaseCopyBuffer(bp)
+	bp := relayBufs.Get().(*[]byte)
+	defer relayBufs.Put(bp)
 	buf := *bp
 	for {
 		n, rerr := resp.Read(buf)
