@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/herdproject/herd/internal/h1"
 	"github.com/herdproject/herd/session"
 )
 
@@ -57,29 +58,19 @@ func scanCookies[T string | []byte](s *cookieScan, line T, name string, known fu
 
 // cookieValue returns the value of one "name=value" cookie pair when its name is name.
 func cookieValue[T string | []byte](part T, name string) (T, bool) {
-	part = trimSpaceTab(part)
+	part = h1.TrimOWS(part)
 	eq := 0
 	for eq < len(part) && part[eq] != '=' {
 		eq++
 	}
-	if eq == len(part) || string(trimSpaceTab(part[:eq])) != name {
+	if eq == len(part) || string(h1.TrimOWS(part[:eq])) != name {
 		return part[:0], false
 	}
-	v := trimSpaceTab(part[eq+1:])
+	v := h1.TrimOWS(part[eq+1:])
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		v = v[1 : len(v)-1]
 	}
 	return v, true
-}
-
-func trimSpaceTab[T string | []byte](s T) T {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // setCookieSession returns the id and route of a session cookie named name set by a response

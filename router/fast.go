@@ -53,19 +53,13 @@ const (
 	kindB3Sampled
 	kindB3Flags
 	kindPin
-	kindConnection
-	kindContentLength
 )
 
-// requestKind classifies a request field by its name (lower case in lower, which is at most 32
-// bytes; longer names are other fields).
-func (r *Router) requestKind(name []byte) int {
-	var buf [32]byte
+// lowerName copies a field name into buf in lower case; nil when it is longer than buf (no name
+// the fast path looks for is).
+func lowerName(buf *[32]byte, name []byte) []byte {
 	if len(name) > len(buf) {
-		if asciiEq(name, r.pinLower) {
-			return kindPin
-		}
-		return kindOther
+		return nil
 	}
 	lower := buf[:len(name)]
 	for i, c := range name {
@@ -74,15 +68,31 @@ func (r *Router) requestKind(name []byte) int {
 		}
 		lower[i] = c
 	}
+	return lower
+}
+
+// requestKind classifies a request field by its name. The exchange offered no field that frames a
+// body or expects anything (h1.Exchange), and a Connection field that says keep-alive at most:
+// Connection and a zero Content-Length are only dropped here.
+func (r *Router) requestKind(name []byte) int {
+	var buf [32]byte
+	lower := lowerName(&buf, name)
+	if lower == nil {
+		if h1.EqualFold(name, r.pinLower) {
+			return kindPin
+		}
+		return kindOther
+	}
 	switch string(lower) {
 	case "cookie":
 		return kindCookie
 	case "x-forwarded-for":
 		return kindXFF
 	case "x-forwarded-host", "x-forwarded-proto", "forwarded", "keep-alive", "proxy-connection",
-		"proxy-authorization", "proxy-authenticate", "trailer", "x-b3-parentspanid":
+		"proxy-authorization", "proxy-authenticate", "trailer", "x-b3-parentspanid", "connection",
+		"content-length":
 		return kindDrop
-	case "transfer-encoding", "expect", "upgrade", "te":
+	case "upgrade", "te":
 		return kindDecline
 	case "x-request-id":
 		return kindRequestID
@@ -100,10 +110,6 @@ func (r *Router) requestKind(name []byte) int {
 		return kindB3Sampled
 	case "x-b3-flags":
 		return kindB3Flags
-	case "connection":
-		return kindConnection
-	case "content-length":
-		return kindContentLength
 	case r.pinLower:
 		return kindPin
 	}
@@ -138,18 +144,6 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 		switch k {
 		case kindDecline:
 			return false
-		case kindConnection:
-			// keep-alive is HTTP/1.1's default; any other option (close, upgrade, fields to
-			// remove) is the full path's to handle.
-			if !asciiEq(f.Value, "keep-alive") {
-				return false
-			}
-			k = kindDrop
-		case kindContentLength:
-			if string(f.Value) != "0" {
-				return false
-			}
-			k = kindDrop
 		case kindXFF:
 			nxff++
 		case kindRequestID:
@@ -233,23 +227,6 @@ func setOnce(seen *uint8, bit uint, s *string, v []byte) {
 		*seen |= 1 << bit
 		*s = string(v)
 	}
-}
-
-// asciiEq reports whether b is s ignoring ASCII case (s is lower case).
-func asciiEq(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // buildHead writes the outgoing request head: the request line, the client's fields without the
@@ -415,19 +392,12 @@ func appendStatusLine(b []byte, code int) []byte {
 // written by the router), 2 for Set-Cookie (passed on, and learnt from), 3 for Date (passed on).
 func (fc *fastConn) responseKind(name []byte) int {
 	for _, h := range fc.hop { // what the node's Connection field lists goes first, whatever it is
-		if len(h) == len(name) && asciiEqFold(h, name) {
+		if h1.EqualFold(h, name) {
 			return 1
 		}
 	}
 	var buf [32]byte
-	if len(name) <= len(buf) {
-		lower := buf[:len(name)]
-		for i, c := range name {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			lower[i] = c
-		}
+	if lower := lowerName(&buf, name); lower != nil {
 		switch string(lower) {
 		case "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
 			"te", "transfer-encoding", "upgrade", "content-length", "x-request-id":
@@ -441,28 +411,11 @@ func (fc *fastConn) responseKind(name []byte) int {
 	return 0
 }
 
-// asciiEqFold compares two byte strings of the same length ignoring ASCII case.
-func asciiEqFold(a, b []byte) bool {
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 // collectHop notes the field names the node's Connection fields list (hop-by-hop by its word).
 func (fc *fastConn) collectHop(fields []h1.Field) {
 	fc.hop = fc.hop[:0]
 	for _, f := range fields {
-		if !asciiEq(f.Name, "connection") {
+		if !h1.EqualFold(f.Name, "connection") {
 			continue
 		}
 		for tok := range bytes.SplitSeq(f.Value, []byte(",")) {
@@ -521,9 +474,9 @@ func (fc *fastConn) relay(resp *h1.RawResponse) int64 {
 	b := appendStatusLine(fc.rh[:0], resp.Code)
 	eventStream := false
 	for _, f := range resp.Fields {
-		if asciiEq(f.Name, "content-type") { // the first one counts, as Header.Get reads it
+		if h1.EqualFold(f.Name, "content-type") { // the first one counts, as Header.Get reads it
 			media, _, _ := bytes.Cut(f.Value, []byte(";"))
-			eventStream = asciiEq(bytes.TrimSpace(media), "text/event-stream")
+			eventStream = h1.EqualFold(bytes.TrimSpace(media), "text/event-stream")
 			break
 		}
 	}

@@ -375,7 +375,7 @@ func parseResponseFields(b []byte, dst []Field) ([]Field, error) {
 		if colon <= 0 || !isToken(line[:colon]) {
 			return nil, fmt.Errorf("malformed response: malformed header line %q", truncate(string(line)))
 		}
-		v := trimOWSBytes(line[colon+1:])
+		v := TrimOWS(line[colon+1:])
 		for _, ch := range v {
 			if (ch < ' ' && ch != '\t') || ch == 0x7f {
 				return nil, fmt.Errorf("malformed response: invalid character in header %q", truncate(string(line[:colon])))
@@ -402,15 +402,15 @@ func (r *RawResponse) framing(c *h1Conn, minor int, isHead bool) error {
 				return fmt.Errorf("malformed response: unsupported Transfer-Encoding %q", truncate(string(f.Value)))
 			}
 			te = true
-			if minor > 0 && !asciiEqualFoldTrim(f.Value, "chunked") {
+			if minor > 0 && !EqualFold(TrimOWS(f.Value), "chunked") {
 				return fmt.Errorf("malformed response: unsupported Transfer-Encoding %q", truncate(string(f.Value)))
 			}
 		case f.Is("Connection"):
 			for tok := range bytes.SplitSeq(f.Value, []byte(",")) {
-				switch tok = trimOWSBytes(tok); {
-				case len(tok) == 5 && asciiEqualFold(tok, "close"):
+				switch tok = TrimOWS(tok); {
+				case EqualFold(tok, "close"):
 					closing = true
-				case len(tok) == 10 && asciiEqualFold(tok, "keep-alive"):
+				case EqualFold(tok, "keep-alive"):
 					keepAlive = true
 				}
 			}
@@ -450,10 +450,4 @@ func (r *RawResponse) framing(c *h1Conn, minor int, isHead bool) error {
 		r.keep = false // the body ends with the connection
 	}
 	return nil
-}
-
-// asciiEqualFoldTrim reports whether b, without white space around it, is s ignoring case.
-func asciiEqualFoldTrim(b []byte, s string) bool {
-	b = trimOWSBytes(b)
-	return len(b) == len(s) && asciiEqualFold(b, s)
 }

@@ -20,7 +20,7 @@ import (
 type Field struct{ Name, Value []byte }
 
 // Is reports whether the field's name is name, ignoring case (name is in canonical or lower case).
-func (f Field) Is(name string) bool { return len(f.Name) == len(name) && asciiEqualFold(f.Name, name) }
+func (f Field) Is(name string) bool { return EqualFold(f.Name, name) }
 
 // MaxFields bounds the header fields of a request the byte-level path takes (one with more is
 // declined to Handler); a response's fields are kept in that many without allocating.
@@ -169,7 +169,7 @@ func (x *Exchange) parse() bool {
 		case f.Is("Transfer-Encoding"), f.Is("Expect"):
 			return false
 		case f.Is("Connection"):
-			if !(len(f.Value) == 10 && asciiEqualFold(f.Value, "keep-alive")) {
+			if !EqualFold(f.Value, "keep-alive") {
 				return false // close, upgrade, or fields to drop: the full path's to handle
 			}
 		}
@@ -214,7 +214,7 @@ func parseFields(b []byte, dst []Field) ([]Field, bool) {
 		if colon <= 0 || !isToken(line[:colon]) || len(dst) == MaxFields {
 			return nil, false
 		}
-		v := trimOWSBytes(line[colon+1:])
+		v := TrimOWS(line[colon+1:])
 		for _, c := range v {
 			if (c < ' ' && c != '\t') || c == 0x7f {
 				return nil, false
@@ -224,7 +224,10 @@ func parseFields(b []byte, dst []Field) ([]Field, bool) {
 	}
 }
 
-func trimOWSBytes(b []byte) []byte {
+// TrimOWS drops the optional white space (spaces and tabs, RFC 9110 5.6.3) around a field value
+// or list element. Unlike strings.TrimSpace it leaves every other byte alone: a Unicode space is
+// part of the value, as the other parsers on the path see it.
+func TrimOWS[T string | []byte](b T) T {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -234,10 +237,15 @@ func trimOWSBytes(b []byte) []byte {
 	return b
 }
 
-// asciiEqualFold compares b with s (same length), ignoring ASCII case.
-func asciiEqualFold(b []byte, s string) bool {
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
+// EqualFold reports whether a and b are equal ignoring ASCII case only: strings.EqualFold also
+// matches Unicode foldings (the Kelvin sign for K), which would let herd read a framing field that
+// the other HTTP parsers on the path refuse.
+func EqualFold[A, B string | []byte](a A, b B) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
 		if x == y {
 			continue
 		}

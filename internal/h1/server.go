@@ -587,7 +587,7 @@ func (c *serverConn) readRequest() (*http.Request, *response, error) {
 		return nil, nil, err
 	}
 	if ex, ok := h["Expect"]; ok {
-		if len(ex) != 1 || !asciiFold(ex[0], "100-continue") {
+		if len(ex) != 1 || !EqualFold(ex[0], "100-continue") {
 			return nil, nil, &httpError{status: http.StatusExpectationFailed, msg: "unsupported expectation"}
 		}
 		delete(h, "Expect")
@@ -607,7 +607,7 @@ func (c *serverConn) framing(req *http.Request, w *response) error {
 		if req.ProtoMinor == 0 {
 			return badRequest("Transfer-Encoding in an HTTP/1.0 request")
 		}
-		if len(te) != 1 || !asciiFold(te[0], "chunked") {
+		if len(te) != 1 || !EqualFold(te[0], "chunked") {
 			return &httpError{status: http.StatusNotImplemented, msg: "unsupported Transfer-Encoding " + truncate(strings.Join(te, ", "))}
 		}
 		if len(cl) > 0 {
@@ -645,10 +645,10 @@ func closeRequested(minor int, conn []string) bool {
 	keepAlive, closing := false, false
 	for _, v := range conn {
 		for tok := range strings.SplitSeq(v, ",") {
-			switch tok = trimOWS(tok); {
-			case asciiFold(tok, "close"):
+			switch tok = TrimOWS(tok); {
+			case EqualFold(tok, "close"):
 				closing = true
-			case asciiFold(tok, "keep-alive"):
+			case EqualFold(tok, "keep-alive"):
 				keepAlive = true
 			}
 		}

@@ -117,7 +117,7 @@ func (f *fieldSet) add(line string) error {
 		if !f.fold || len(vv) == 0 {
 			return badRequest("obsolete line folding in the head")
 		}
-		if value := trimOWS(line); validValue(value) {
+		if value := TrimOWS(line); validValue(value) {
 			vv[len(vv)-1] += " " + value
 			return nil
 		}
@@ -127,7 +127,7 @@ func (f *fieldSet) add(line string) error {
 	if i <= 0 || !isToken(line[:i]) {
 		return badRequest("malformed header line %q", truncate(line))
 	}
-	v := trimOWS(line[i+1:])
+	v := TrimOWS(line[i+1:])
 	if !validValue(v) {
 		return badRequest("invalid character in header %q", truncate(line[:i]))
 	}
@@ -214,7 +214,7 @@ func responseFraming(br *bufio.Reader, req *http.Request, resp *http.Response) e
 		length, resp.Close = -1, true
 	} else if len(te) > 0 {
 		codings := strings.Split(strings.Join(te, ","), ",")
-		if !asciiFold(trimOWS(codings[len(codings)-1]), "chunked") || len(codings) > 1 {
+		if !EqualFold(TrimOWS(codings[len(codings)-1]), "chunked") || len(codings) > 1 {
 			return fmt.Errorf("malformed response: unsupported Transfer-Encoding %q", truncate(strings.Join(te, ", ")))
 		}
 		chunked = true
@@ -412,23 +412,6 @@ func validHost(h string) bool {
 		}
 	}
 	return true
-}
-
-// asciiFold reports whether a equals b ignoring ASCII case only: strings.EqualFold also matches
-// Unicode foldings (the Kelvin sign for K), which would let herd read a framing field that the
-// other HTTP parsers on the path refuse.
-func asciiFold(a, b string) bool {
-	return len(a) == len(b) && asciiEqualFold([]byte(a), b)
-}
-
-func trimOWS(b string) string {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func truncate(s string) string {
