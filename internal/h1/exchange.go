@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
@@ -168,9 +167,7 @@ func (t *Transport) Send(ctx context.Context, ab *Abort, addr string, head []byt
 		if c.gone.Load() {
 			return nil, fmt.Errorf("%w: %s: %w", ErrGone, addr, err)
 		}
-		stale := errors.Is(err, errUnsent) || errors.Is(err, errConnStale) || c.written == 0 ||
-			c.read == 0 && !errors.Is(err, errHeaderTimeout)
-		if fresh || !c.reused || ctx.Err() != nil || errors.Is(err, errAborted) || !stale {
+		if fresh || !c.reused || errors.Is(err, errAborted) || !c.mayResend(err, ctx.Err() != nil, true, true) {
 			return nil, err
 		}
 	}
@@ -230,14 +227,7 @@ func (c *h1Conn) send(ctx context.Context, ab *Abort, head []byte, isHead bool, 
 			if ab != nil && ab.fired.Load() {
 				return nil, errAborted
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-				return nil, errHeaderTimeout
-			}
-			if c.read == 0 && c.reused && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
-				return nil, errConnStale
-			}
-			return nil, err
+			return nil, c.headError(err, ctx.Err() != nil)
 		}
 		break
 	}

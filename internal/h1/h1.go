@@ -230,17 +230,35 @@ func (t *Transport) RoundTripInterim(req *http.Request, interim func(code int, h
 // retryable reports whether a failure on a reused connection may be sent again on a fresh one:
 // nothing was written, or nothing came back for a replayable idempotent request.
 func (c *h1Conn) retryable(req *http.Request, err error) bool {
-	if req.Context().Err() != nil || errors.Is(err, errHeaderTimeout) {
+	return c.mayResend(err, req.Context().Err() != nil, req.Body == nil || req.GetBody != nil, Idempotent(req))
+}
+
+// mayResend is retryable's rule for a request the caller describes: canceled (its caller gave up),
+// replayable (its body can be sent again) and idempotent.
+func (c *h1Conn) mayResend(err error, canceled, replayable, idempotent bool) bool {
+	if canceled || errors.Is(err, errHeaderTimeout) {
 		return false
 	}
 	if errors.Is(err, errUnsent) {
 		return true // only body-less requests are awaited: nothing to replay
 	}
-	replayable := req.Body == nil || req.GetBody != nil
 	if c.written == 0 {
 		return replayable
 	}
-	return c.read == 0 && replayable && Idempotent(req)
+	return c.read == 0 && replayable && idempotent
+}
+
+// headError names a failure to read an answer's head: the header timeout (unless the caller gave
+// up, canceled), or a pooled connection the peer had closed before answering.
+func (c *h1Conn) headError(err error, canceled bool) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && !canceled {
+		return errHeaderTimeout
+	}
+	if c.read == 0 && c.reused && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+		return errConnStale
+	}
+	return err
 }
 
 // conn returns a pooled connection to addr (unless fresh) or dials one. With check, a pooled
@@ -438,14 +456,7 @@ func (c *h1Conn) roundTrip(req *http.Request, interim func(code int, h http.Head
 					return nil, werr
 				}
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && req.Context().Err() == nil {
-				return nil, errHeaderTimeout
-			}
-			if c.read == 0 && c.reused && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
-				return nil, errConnStale
-			}
-			return nil, err
+			return nil, c.headError(err, req.Context().Err() != nil)
 		}
 		c.responded.Store(true)
 		break

@@ -55,6 +55,11 @@ func rawIO(c net.Conn) net.Conn {
 	return s
 }
 
+// opError is a failed system call as the net package reports it.
+func (s *sysConn) opError(op, call string, e syscall.Errno) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError(call, e)}
+}
+
 func (s *sysConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -83,7 +88,7 @@ func (s *sysConn) read(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		}
-		s.rerr = &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("read", e)}
+		s.rerr = s.opError("read", "read", e)
 		return true
 	}
 }
@@ -115,7 +120,7 @@ func (s *sysConn) write(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		}
-		s.werr = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("write", e)}
+		s.werr = s.opError("write", "write", e)
 		return true
 	}
 	return true
@@ -163,7 +168,7 @@ func (s *sysConn) writev(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		}
-		s.werr = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("writev", e)}
+		s.werr = s.opError("write", "writev", e)
 		return true
 	}
 }
