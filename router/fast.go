@@ -506,22 +506,37 @@ func (fc *fastConn) relay(resp *h1.RawResponse) int64 {
 		return 0
 	}
 	head := b // written with the first piece of the body
+	// put sends a piece of the body, the head first if it is still waiting: chunked and flushed
+	// when the client gets chunks, in one vectored write with the head when both are large.
+	put := func(p []byte) error {
+		h := head
+		head = nil
+		switch {
+		case chunked:
+			_, _ = bw.Write(h)
+			if len(p) > 0 {
+				_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16))
+				_, _ = bw.WriteString("\r\n")
+				_, _ = bw.Write(p)
+				_, _ = bw.WriteString("\r\n")
+			}
+			return bw.Flush()
+		case h != nil && len(h)+len(p) > bw.Available():
+			return x.WriteBuffers(h, p)
+		}
+		_, _ = bw.Write(h)
+		_, err := bw.Write(p)
+		if err == nil && eventStream {
+			err = bw.Flush()
+		}
+		return err
+	}
 	var sent int64
 	if first := resp.Buffered(); len(first) > 0 && !chunked {
 		// What already came with the head goes on from the connection's buffer, without a copy.
-		var werr error
-		if len(head)+len(first) > bw.Available() {
-			werr = x.WriteBuffers(head, first) // a large answer: one vectored write
-		} else {
-			_, _ = bw.Write(head)
-			_, werr = bw.Write(first)
-			if werr == nil && eventStream {
-				werr = bw.Flush()
-			}
-		}
+		err := put(first)
 		resp.Consume(len(first))
-		head = nil
-		if werr != nil {
+		if err != nil {
 			x.CloseAfter()
 			return sent
 		}
@@ -536,33 +551,7 @@ func (fc *fastConn) relay(resp *h1.RawResponse) int64 {
 	for {
 		n, rerr := resp.Read(buf)
 		if n > 0 || head != nil {
-			var werr error
-			switch {
-			case chunked:
-				if head != nil {
-					_, _ = bw.Write(head)
-				}
-				if n > 0 {
-					_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
-					_, _ = bw.WriteString("\r\n")
-					_, _ = bw.Write(buf[:n])
-					_, _ = bw.WriteString("\r\n")
-				}
-				werr = bw.Flush()
-			case head != nil && len(head)+n > bw.Available():
-				// A large answer: its head and first piece go out in one vectored write.
-				werr = x.WriteBuffers(head, buf[:n])
-			default:
-				if head != nil {
-					_, _ = bw.Write(head)
-				}
-				_, werr = bw.Write(buf[:n])
-				if werr == nil && eventStream {
-					werr = bw.Flush()
-				}
-			}
-			head = nil
-			if werr != nil {
+			if put(buf[:n]) != nil {
 				x.CloseAfter()
 				return sent
 			}

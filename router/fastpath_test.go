@@ -2,7 +2,6 @@ package router
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -866,7 +865,7 @@ func TestFastPathClientGoneAbortsNodeRequest(t *testing.T) {
 				}
 			})
 			n := staticNode(t, "n1", "/block", block)
-			log := &lockedBuffer{}
+			log := &syncBuffer{}
 			r := startRouter(t, listen(t), nil, func(o *Options) {
 				o.Settings.Backends = []string{n.Addr()}
 				o.AccessLog, o.noFast = log, noFast
@@ -968,24 +967,6 @@ func TestFastPathShutdownSaysClose(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an access log the test reads while the router writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // fixedMembers is a membership that never changes.
 type fixedMembers []membership.Member
 
@@ -1004,7 +985,7 @@ func TestFastPathAccessLogAndMetrics(t *testing.T) {
 	}
 	results := map[bool]result{}
 	for _, noFast := range []bool{false, true} {
-		log, reg := &lockedBuffer{}, prometheus.NewRegistry()
+		log, reg := &syncBuffer{}, prometheus.NewRegistry()
 		r := startRouter(t, listen(t), members, func(o *Options) { o.AccessLog, o.Metrics, o.noFast = log, reg, noFast })
 		c := dialRouter(t, r)
 		br := bufio.NewReader(c)
@@ -1115,7 +1096,7 @@ func TestFastPathRetriesConnectFailure(t *testing.T) {
 		}
 	}()
 	bad := badLn.Addr().String()
-	reg, log := prometheus.NewRegistry(), &lockedBuffer{}
+	reg, log := prometheus.NewRegistry(), &syncBuffer{}
 	r := startRouter(t, listen(t), nil, func(o *Options) {
 		o.Settings.Backends = []string{bad, good.Addr()}
 		o.Metrics, o.AccessLog = reg, log
