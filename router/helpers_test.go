@@ -360,7 +360,8 @@ func (c *cluster) startChild(name string) (*exec.Cmd, string) {
 	t := c.t
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", "CHILD_NAME="+name, "CHILD_CLUSTER="+c.name, "CHILD_SEED="+c.seed)
+	cmd.Env = append(os.Environ(), childEnv+"=1", "CHILD_NAME="+name, "CHILD_CLUSTER="+c.name, "CHILD_SEED="+c.seed,
+		"CHILD_DIR="+t.TempDir()) // the parent's: a child killed with -9 leaves nothing behind
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -395,13 +396,7 @@ func runChildNode() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	dir, err := os.MkdirTemp("", "herd-router-child-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := server.New(server.Options{Name: name, HTTPAddr: "127.0.0.1:0", WorkDir: dir, Sessions: sm,
+	srv, err := server.New(server.Options{Name: name, HTTPAddr: "127.0.0.1:0", WorkDir: os.Getenv("CHILD_DIR"), Sessions: sm,
 		Logger: slog.New(slog.DiscardHandler), Valves: server.ValveOptions{AccessLogOut: io.Discard}})
 	if err == nil {
 		err = srv.Mount("counter", "/counter", counterApp(name))
