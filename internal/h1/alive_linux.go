@@ -3,6 +3,7 @@ package h1
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // connAlive reports whether an idle pooled connection is still open: a non-blocking peek finds
@@ -31,3 +32,38 @@ func idle(fd uintptr) bool {
 	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
 }
+
+// pollGone watches connection fd for the client going away while a handler runs inside a session
+// (see session.go), which holds the connection's reads: a non-blocking peek now and then, less
+// often as the handler runs on. gone is called when the peek finds the client's close or a broken
+// connection; bytes found instead are the next request (the client is still there) and end the
+// watch, as does stop closing.
+func pollGone(fd int, stop <-chan struct{}, gone func()) {
+	var b [1]byte
+	wait := watchDelay
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		n, _, err := syscall.Recvfrom(fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		case err == nil && n > 0:
+			return
+		default:
+			gone()
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, maxPollGone)
+		t.Reset(wait)
+	}
+}
+
+// maxPollGone bounds the time between pollGone's peeks.
+const maxPollGone = 100 * time.Millisecond

@@ -25,9 +25,15 @@ import (
 // longer than the write buffer may have partly gone out, never all of it). Bytes the peer writes
 // after the peek, before it has the request, are still read as the answer: HTTP/1.1 cannot tell
 // them apart.
+//
+// With sys (the connection's raw system calls), the write inside the raw read is direct
+// (sysConn.enter), and so is the first read after the wake, into br: the answer is in the buffer
+// when flushAndAwait returns, without a second raw read.
 type awaiter struct {
 	raw   syscall.RawConn
 	bw    *bufio.Writer
+	br    *bufio.Reader
+	sys   *sysConn
 	peek  bool
 	calls int
 	werr  error
@@ -35,8 +41,9 @@ type awaiter struct {
 	step  func(uintptr) bool // a.next, allocated once
 }
 
-// newAwaiter returns an awaiter for nc, or nil when nc gives no raw access (TLS, pipes).
-func newAwaiter(nc net.Conn, bw *bufio.Writer, peek bool) *awaiter {
+// newAwaiter returns an awaiter for nc, or nil when nc gives no raw access (TLS, pipes). bw and br
+// are the connection's buffers; sys, when not nil, is the raw-call connection under them.
+func newAwaiter(nc net.Conn, bw *bufio.Writer, br *bufio.Reader, sys *sysConn, peek bool) *awaiter {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil
@@ -45,21 +52,39 @@ func newAwaiter(nc net.Conn, bw *bufio.Writer, peek bool) *awaiter {
 	if err != nil {
 		return nil
 	}
-	a := &awaiter{raw: raw, bw: bw, peek: peek}
+	a := &awaiter{raw: raw, bw: bw, br: br, sys: sys, peek: peek}
 	a.step = a.next
 	return a
 }
 
 func (a *awaiter) next(fd uintptr) bool {
 	a.calls++
-	if a.calls > 1 {
-		return true // woken: readable (or the deadline passed, or the connection closed)
+	if a.calls > 1 { // woken: readable
+		if a.sys == nil || a.br.Buffered() > 0 {
+			return true
+		}
+		a.sys.enter(fd)
+		_, err := a.br.Peek(1)
+		a.sys.leave()
+		switch {
+		case err == errAgain:
+			return false // woken for what an earlier read took already
+		case err != nil:
+			a.sys.pending = err // for the caller's next read, which expects to find it
+		}
+		return true
 	}
 	if a.peek && !idle(fd) {
 		a.stale = true // bytes nobody asked for, or the peer's close: write nothing
 		return true
 	}
-	a.werr = a.bw.Flush()
+	if a.sys != nil {
+		a.sys.enter(fd)
+		a.werr = a.bw.Flush()
+		a.sys.leave()
+	} else {
+		a.werr = a.bw.Flush()
+	}
 	return a.werr != nil
 }
 

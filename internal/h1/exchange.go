@@ -154,8 +154,9 @@ func (t *Transport) Send(ctx context.Context, ab *Abort, addr string, head []byt
 	if ab != nil && ab.fired.Load() {
 		return nil, errAborted
 	}
+	now := monoClock()
 	for fresh := false; ; fresh = true {
-		c, err := t.conn(ctx, addr, fresh, t.checkIdle, true)
+		c, err := t.conn(ctx, addr, fresh, t.checkIdle, true, now)
 		if err != nil {
 			return nil, err
 		}

@@ -269,6 +269,11 @@ func (c *serverConn) serveFast() (served, keep bool) {
 	if x == nil {
 		return false, false
 	}
+	return c.serveExchange(x)
+}
+
+// serveExchange is serveFast for the request x.
+func (c *serverConn) serveExchange(x *Exchange) (served, keep bool) {
 	c.beginWatch(nil, true)
 	served, ok := c.runFast(x)
 	c.stopWatch()

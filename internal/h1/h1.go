@@ -21,8 +21,8 @@
 //     bookkeeping for calls that may block, and the monitor thread taking the processor away
 //     from a write that runs the receiver's TCP input on loopback, are spared. Deadlines that
 //     would be moved on every request (the server's idle wait, the client's response-header
-//     timeout, the server's 5 ms watch of a running handler) are moved only once they are a
-//     sixteenth stale or have fired.
+//     timeout, the server's watch of a running handler) are moved only once they are a sixteenth
+//     stale or have fired, and the clock is read as seldom as that allows.
 //
 // Dial failures come back as *DialError (nothing was sent), a node that sends no response headers in
 // time as a timeout error, and cancellation follows the request's context. A request that meets a
@@ -128,6 +128,7 @@ type h1Conn struct {
 	bw        *bufio.Writer
 	reused    bool
 	idleAt    int64        // when it went back to the pool (monoClock ns)
+	usedAt    int64        // when the current request took it (monoClock ns, read once per request)
 	read      int64        // bytes read since the current request started
 	written   int64        // bytes written since the current request started
 	gone      atomic.Bool  // closed by CloseAddr: the node left the cluster
@@ -146,7 +147,7 @@ func (c *h1Conn) armHeader() {
 	if d <= 0 {
 		return
 	}
-	now := monoClock()
+	now := c.usedAt
 	if c.hdrSet != 0 && now-c.hdrSet < int64(d/16) {
 		return
 	}
@@ -193,13 +194,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // With interim nil they go to the context's trace hook, as with RoundTrip.
 func (t *Transport) RoundTripInterim(req *http.Request, interim func(code int, h http.Header) error) (*http.Response, error) {
 	addr := req.URL.Host
+	now := monoClock()
 	for fresh := false; ; fresh = true {
 		// A request that could not simply be sent again (not idempotent, or with a body, which is
 		// consumed into the write buffer) checks that a pooled connection is still open.
 		// With CheckIdle every pooled connection is checked; a body-less request's awaiter does that
 		// itself (see awaiter), with no extra system call.
 		check := !Idempotent(req) || req.Body != nil || t.checkIdle
-		c, err := t.conn(req.Context(), addr, fresh, check, req.Body == nil || req.Body == http.NoBody)
+		c, err := t.conn(req.Context(), addr, fresh, check, req.Body == nil || req.Body == http.NoBody, now)
 		if err != nil {
 			return nil, err
 		}
@@ -264,12 +266,17 @@ func (c *h1Conn) headError(err error, canceled bool) error {
 // conn returns a pooled connection to addr (unless fresh) or dials one. With check, a pooled
 // connection the node has closed meanwhile (or that has bytes nobody asked for) is dropped instead;
 // for a body-less request on a CheckIdle transport the awaiter checks.
-func (t *Transport) conn(ctx context.Context, addr string, fresh, check, bodyless bool) (*h1Conn, error) {
+//
+// now is the request's clock reading (monoClock): the connection's idle age, and its header
+// deadline's, are judged by it, and the connection goes back to the pool as idle since then
+// (earlier than it really is, which only ends its reuse sooner).
+func (t *Transport) conn(ctx context.Context, addr string, fresh, check, bodyless bool, now int64) (*h1Conn, error) {
 	for !fresh {
-		c := t.pop(addr)
+		c := t.pop(addr, now)
 		if c == nil {
 			break
 		}
+		c.usedAt = now
 		if check {
 			c.armHeader() // before the peek: a deadline that passed while the connection was idle fails every read
 		}
@@ -282,10 +289,11 @@ func (t *Transport) conn(ctx context.Context, addr string, fresh, check, bodyles
 	if err != nil {
 		return nil, &DialError{Addr: addr, Err: err}
 	}
-	c := &h1Conn{t: t, addr: addr, conn: nc, io: rawIO(nc)}
+	c := &h1Conn{t: t, addr: addr, conn: nc, io: rawIO(nc), usedAt: now}
 	c.br = bufio.NewReaderSize(c, 32<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
-	c.await = newAwaiter(nc, c.bw, t.checkIdle)
+	sys, _ := c.io.(*sysConn)
+	c.await = newAwaiter(nc, c.bw, c.br, sys, t.checkIdle)
 	t.mu.Lock()
 	m := t.open[addr]
 	if m == nil {
@@ -314,7 +322,7 @@ func (t *Transport) CloseAddr(addr string) {
 	}
 }
 
-func (t *Transport) pop(addr string) *h1Conn {
+func (t *Transport) pop(addr string, now int64) *h1Conn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	list := t.idle[addr]
@@ -323,7 +331,7 @@ func (t *Transport) pop(addr string) *h1Conn {
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
 		t.idle[addr] = list
-		if t.idleTimeout > 0 && monoClock()-c.idleAt > int64(t.idleTimeout) {
+		if t.idleTimeout > 0 && now-c.idleAt > int64(t.idleTimeout) {
 			delete(t.open[addr], c)
 			go c.conn.Close() // closing may block on a full socket; not under the lock
 			continue
@@ -336,7 +344,7 @@ func (t *Transport) pop(addr string) *h1Conn {
 
 // put returns a connection whose response was read completely to the pool.
 func (t *Transport) put(c *h1Conn) {
-	c.idleAt = monoClock()
+	c.idleAt = c.usedAt
 	t.mu.Lock()
 	// Bytes after the end of the answer (a body sent with HEAD, 204 or 304, a wrong Content-Length)
 	// would be read as the next request's answer: such a connection is closed, as net/http does.

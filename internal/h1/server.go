@@ -26,9 +26,12 @@ import (
 // server, which matters on a proxy's hot path where the handler's own work is small:
 //
 //   - One goroutine per connection, and no background read per request: only a request still in its
-//     handler after 5 ms gets a goroutine that watches the connection, so that a client going away
-//     ends the request's context (a long poll, a slow node) without every fast request paying for
-//     it. A request's context is its connection's: it ends when the client closes the connection.
+//     handler after 5 to 10 ms gets a goroutine that watches the connection, so that a client going
+//     away ends the request's context (a long poll, a slow node) without every fast request paying
+//     for it. A request's context is its connection's: it ends when the client closes the connection.
+//   - With a fast handler and a plain TCP connection, fast requests are read, served and answered
+//     from inside one raw read of the connection (a session, see session.go): the wait for the next
+//     request needs no read that can only answer "not yet".
 //   - Header names common on the wire are canonicalized without allocating, and the request head is
 //     parsed in one pass over the read buffer.
 //   - Read deadlines are set only when they can fire: a request head that is already in the buffer
@@ -90,7 +93,7 @@ const (
 const newGrace = 5 * time.Second
 
 const (
-	watchDelay      = 5 * time.Millisecond // a request runs this long before its connection is watched
+	watchDelay      = 5 * time.Millisecond // a request runs this long (up to twice) before its connection is watched
 	bufSize         = 4 << 10              // read and write buffers per connection
 	maxPending      = 4 << 10              // response bytes held back to send a Content-Length
 	maxDrain        = 256 << 10            // unread request body discarded to keep a connection
@@ -244,12 +247,20 @@ type serverConn struct {
 	inHandler bool
 	watchBody *reqBody      // the request's body: watched only once read to its end
 	watchDone chan struct{} // closed when the watcher ends; nil when none runs
-	reqStart  int64         // when the request in the handler started (monoClock ns)
+	reqSeq    uint64        // counts the requests given to handlers
+	watchSeen uint64        // the request the watch timer's current period started with
 	armed     bool          // the watch timer is pending
 	aborting  atomic.Bool   // the watcher is being stopped: its read error means nothing
 	fastHeld  bool          // a fast request's head is still in br (not accepted): nothing may read br
 
 	fx *Exchange // reused by the fast path's requests
+
+	// The session (session.go): set when the connection has raw system calls and a fast handler.
+	sys       *sysConn
+	sessFn    func(uintptr) bool // c.sessionStep, allocated once
+	sessOut   int                // how the session ended
+	watchFD   int                // the descriptor a session holds for the handler being watched; -1: none
+	watchStop chan struct{}      // closed to end a polling watcher (see pollGone)
 }
 
 // httpError is a request the server answers itself before closing the connection.
@@ -285,7 +296,19 @@ func (c *serverConn) serve(base context.Context) {
 	c.tmpl = (&http.Request{}).WithContext(ctx)
 	s := c.srv
 	c.setReadDeadline(s.ReadHeaderTimeout)
+	if sc, ok := c.io.(*sysConn); ok && s.Fast != nil {
+		c.sys = sc
+		c.sessFn = c.sessionStep
+	}
 	for {
+		if c.sys != nil && c.br.Buffered() == 0 {
+			switch c.session() {
+			case sessEnd:
+				return
+			case sessDeclined:
+				goto full
+			}
+		}
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
@@ -301,27 +324,36 @@ func (c *serverConn) serve(base context.Context) {
 				goto next
 			}
 		}
+	full:
 		if !c.serveRequest() {
 			return
 		}
 	next:
-		if s.shutting.Load() {
-			_ = c.bw.Flush()
+		if !c.between() {
 			return
 		}
-		if wait := s.IdleTimeout; wait > 0 {
-			c.setIdleDeadline(wait)
-		} else {
-			c.setIdleDeadline(s.ReadHeaderTimeout)
-		}
-		// Unlike the client, the server cannot wait for the next request from inside a raw read
-		// (see awaiter): a pipelined request or the client's close may already have arrived while
-		// the handler ran, and a raw read would forget that. Peek reads first.
-		if c.bw.Flush() != nil {
-			return
-		}
-		c.state.Store(stateIdle)
 	}
+}
+
+// between ends a request: the response goes out and the connection waits for the next request,
+// with the idle deadline; false means it closes instead (the write failed, or the server is
+// shutting down).
+func (c *serverConn) between() bool {
+	s := c.srv
+	if s.shutting.Load() {
+		_ = c.bw.Flush()
+		return false
+	}
+	if wait := s.IdleTimeout; wait > 0 {
+		c.setIdleDeadline(wait)
+	} else {
+		c.setIdleDeadline(s.ReadHeaderTimeout)
+	}
+	if c.bw.Flush() != nil {
+		return false
+	}
+	c.state.Store(stateIdle)
+	return true
 }
 
 // serveRequest reads one request and runs Handler; false means the connection must close.
@@ -346,14 +378,21 @@ func (c *serverConn) serveRequest() bool {
 
 // beginWatch marks a handler as running (body is its request body, held whether a fast request's
 // head is still in the buffer). The watch timer is armed only when it is not pending already: a
-// timer left from an earlier request fires early and re-arms itself for the rest of watchDelay,
-// which spares two timer updates per request on a busy connection.
+// timer left from an earlier request fires early and re-arms itself once for a whole watchDelay
+// (so a request is watched after 5 to 10 ms), which spares two timer updates per request on a busy
+// connection, and a clock reading (requests are told apart by their sequence number).
 func (c *serverConn) beginWatch(body *reqBody, held bool) {
-	now := monoClock()
+	fd := -1
+	if c.sys != nil && c.sys.direct {
+		fd = int(c.sys.fd)
+	}
 	c.watchMu.Lock()
-	c.inHandler, c.watchBody, c.fastHeld, c.reqStart = true, body, held, now
+	c.inHandler, c.watchBody, c.fastHeld, c.watchFD = true, body, held, fd
+	c.reqSeq++
 	arm := !c.armed
-	c.armed = true
+	if arm {
+		c.armed, c.watchSeen = true, c.reqSeq // the timer starts with this request
+	}
 	c.watchMu.Unlock()
 	if arm {
 		c.watch.Reset(watchDelay)
@@ -366,8 +405,9 @@ func (c *serverConn) rearmLocked(d time.Duration) {
 	c.watch.Reset(d)
 }
 
-// startWatch runs when a handler has run for watchDelay: it starts a goroutine that reads the
-// connection, so that the client closing it cancels the request's context.
+// startWatch runs when the watch timer fires; once a handler has run for watchDelay, it starts a
+// goroutine that watches the connection (reads it, or polls it in a session), so that the client
+// closing it cancels the request's context.
 func (c *serverConn) startWatch() {
 	c.watchMu.Lock()
 	defer c.watchMu.Unlock()
@@ -375,8 +415,9 @@ func (c *serverConn) startWatch() {
 	if !c.inHandler || c.watchDone != nil {
 		return
 	}
-	if age := time.Duration(monoClock() - c.reqStart); age < watchDelay { // armed for an earlier request
-		c.rearmLocked(watchDelay - age)
+	if c.watchSeen != c.reqSeq { // armed for an earlier request: this one gets a whole delay from now
+		c.watchSeen = c.reqSeq
+		c.rearmLocked(watchDelay)
 		return
 	}
 	if c.fastHeld { // the fast handler has not taken its request off the buffer yet
@@ -397,6 +438,16 @@ func (c *serverConn) startWatch() {
 	}
 	done := make(chan struct{})
 	c.watchDone = done
+	if fd := c.watchFD; fd >= 0 { // the handler runs inside a session's raw read: nothing else may read
+		stop := make(chan struct{})
+		c.watchStop = stop
+		// Owned by the connection: stopWatch ends it and waits for it.
+		go func() {
+			defer close(done)
+			pollGone(fd, stop, c.cancel)
+		}()
+		return
+	}
 	// The idle deadline may still be set (nothing reads during a request without a body); the
 	// watcher must not mistake it for the client leaving. Cleared here, under watchMu, so that
 	// stopWatch's abort deadline always comes after.
@@ -417,10 +468,15 @@ func (c *serverConn) startWatch() {
 func (c *serverConn) stopWatch() {
 	c.watchMu.Lock()
 	c.inHandler, c.watchBody = false, nil
-	done := c.watchDone
-	c.watchDone = nil
+	done, stop := c.watchDone, c.watchStop
+	c.watchDone, c.watchStop = nil, nil
 	c.watchMu.Unlock()
 	if done == nil {
+		return
+	}
+	if stop != nil {
+		close(stop)
+		<-done
 		return
 	}
 	c.aborting.Store(true)

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -33,7 +34,30 @@ type sysConn struct {
 	vn       int64
 	iov      [maxVec]syscall.Iovec
 	writevFn func(uintptr) bool
+
+	// Direct mode (see enter): the goroutine is inside a raw read of the connection, which holds
+	// the descriptor open and owns the poller's read readiness.
+	direct  bool
+	fd      uintptr // the descriptor, while direct
+	drained bool    // the last direct read left nothing to read: it was short, or found nothing
+	pending error   // a read error found by a direct read that had to report something else first
 }
+
+// enter puts s in direct mode: from inside a raw read of the connection (syscall.RawConn.Read,
+// whose callback got fd), reads and writes make their system calls at once instead of taking the
+// poller's locks again (which, for reads, the raw read holds: a read through the poller would wait
+// for itself). A direct read that finds nothing answers errAgain instead of waiting: the caller
+// returns false from the callback to wait, which is safe once drained is set (an edge-triggered
+// poller wakes the wait for whatever arrives after a read that took everything). A direct write
+// that finds the socket full finishes through the poller. leave ends it; both are for the
+// goroutine that reads and writes the connection.
+func (s *sysConn) enter(fd uintptr) { s.direct, s.fd = true, fd }
+
+// leave ends direct mode.
+func (s *sysConn) leave() { s.direct = false }
+
+// errAgain is a direct read that found nothing to read (EAGAIN).
+var errAgain = errors.New("h1: nothing to read yet")
 
 // maxVec bounds the buffers of one WriteBuffers call.
 const maxVec = 8
@@ -64,7 +88,21 @@ func (s *sysConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := s.pending; err != nil {
+		s.pending = nil
+		return 0, err
+	}
 	s.rp, s.rn, s.rerr = p, 0, nil
+	if s.direct {
+		ok := s.read(s.fd)
+		s.rp = nil
+		if !ok {
+			s.drained = true
+			return 0, errAgain
+		}
+		s.drained = s.rn < len(p) // a short read took all the socket held
+		return s.rn, s.rerr
+	}
 	err := s.rc.Read(s.readFn)
 	s.rp = nil
 	if err != nil {
@@ -98,7 +136,10 @@ func (s *sysConn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	s.wp, s.wn, s.werr = p, 0, nil
-	err := s.rc.Write(s.writeFn)
+	var err error
+	if !s.direct || !s.write(s.fd) { // the poller waits for room and writes the rest
+		err = s.rc.Write(s.writeFn)
+	}
 	n := s.wn
 	s.wp = nil
 	if err == nil {
@@ -133,7 +174,10 @@ func (s *sysConn) WriteBuffers(bufs [][]byte) (int64, error) {
 		panic("h1: too many buffers for one write")
 	}
 	s.vec, s.vn, s.werr = bufs, 0, nil
-	err := s.rc.Write(s.writevFn)
+	var err error
+	if !s.direct || !s.writev(s.fd) {
+		err = s.rc.Write(s.writevFn)
+	}
 	n := s.vn
 	s.vec = nil
 	if err == nil {

@@ -1,0 +1,233 @@
+package h1
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sessionServer serves fast requests (answered "fast <path>"), and full ones ("full <path>"):
+//
+//	/sleep/<duration>  sleeps, then notes whether the request's context ended meanwhile
+//	/wait              waits for release (or the context's end)
+//	/big/<n>           answers n bytes of pattern
+//	/full/...          declined: Handler's
+type sessionServer struct {
+	addr    string
+	srv     *Server
+	release chan struct{}
+	mu      sync.Mutex
+	ctxErrs map[string]error // path -> the request context's error when its handler ended
+}
+
+func newSessionServer(t *testing.T, opt ...func(*Server)) *sessionServer {
+	t.Helper()
+	ss := &sessionServer{release: make(chan struct{}), ctxErrs: map[string]error{}}
+	fast := fastFunc(func(x *Exchange) bool {
+		path := string(x.Target)
+		body := []byte("fast " + path)
+		switch {
+		case strings.HasPrefix(path, "/full/"):
+			return false
+		case strings.HasPrefix(path, "/sleep/"):
+			d, _ := time.ParseDuration(strings.TrimPrefix(path, "/sleep/"))
+			x.Accept()
+			time.Sleep(d)
+		case path == "/wait":
+			x.Accept()
+			select {
+			case <-ss.release:
+			case <-x.Context().Done():
+			}
+		case strings.HasPrefix(path, "/big/"):
+			n, _ := strconv.Atoi(strings.TrimPrefix(path, "/big/"))
+			body = pattern(n, 7)
+		}
+		ss.mu.Lock()
+		ss.ctxErrs[path] = x.Context().Err()
+		ss.mu.Unlock()
+		fmt.Fprintf(x.Writer(), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+		if len(body) > 4<<10 {
+			if err := x.WriteBuffers(body); err != nil {
+				x.CloseAfter()
+			}
+		} else {
+			_, _ = x.Writer().Write(body)
+		}
+		return true
+	})
+	ss.addr, ss.srv = serve(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "full "+r.URL.Path)
+	}, append([]func(*Server){func(s *Server) { s.Fast = fast }}, opt...)...)
+	return ss
+}
+
+func (ss *sessionServer) ctxErr(path string) (error, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	err, ok := ss.ctxErrs[path]
+	return err, ok
+}
+
+// TestSessionRequestArrivingDuringHandler: a request (or the client's half-close) that arrives
+// while a fast handler runs inside the session must be noticed once the handler returns, whether
+// the handler was watched or not. A session that waited without reading would hang here.
+func TestSessionRequestArrivingDuringHandler(t *testing.T) {
+	ss := newSessionServer(t)
+	for _, d := range []string{"2ms", "40ms"} { // shorter and longer than watchDelay
+		c := dialRaw(t, ss.addr)
+		_ = c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+		c.send("GET /warm HTTP/1.1\r\nHost: h\r\n\r\n") // the session is running when the test starts
+		c.read("GET")
+		c.send("GET /sleep/" + d + " HTTP/1.1\r\nHost: h\r\n\r\n")
+		time.Sleep(time.Millisecond)
+		c.send("GET /second-" + d + " HTTP/1.1\r\nHost: h\r\n\r\n") // before the first answer
+		for _, want := range []string{"fast /sleep/" + d, "fast /second-" + d} {
+			if _, body := c.read("GET"); body != want {
+				t.Fatalf("%s: got %q, want %q", d, body, want)
+			}
+		}
+		if err, _ := ss.ctxErr("/sleep/" + d); err != nil {
+			t.Fatalf("%s: a pipelined request ended the handler's context: %v", d, err)
+		}
+
+		// A half-close during the handler: the answer, then the connection's end at once.
+		c.send("GET /sleep/" + d + "?half HTTP/1.1\r\nHost: h\r\n\r\n")
+		time.Sleep(time.Millisecond)
+		_ = c.nc.(*net.TCPConn).CloseWrite()
+		start := time.Now()
+		if _, body := c.read("GET"); body != "fast /sleep/"+d+"?half" {
+			t.Fatalf("%s, half-closed: %q", d, body)
+		}
+		if !c.closed() || time.Since(start) > time.Second {
+			t.Fatalf("%s: the half-closed connection ended after %v", d, time.Since(start))
+		}
+	}
+}
+
+// TestSessionClientGone: a client that closes or resets its connection while a fast handler waits
+// inside the session ends the request's context (the watch polls the connection).
+func TestSessionClientGone(t *testing.T) {
+	ss := newSessionServer(t)
+	for _, reset := range []bool{false, true} {
+		c := dialRaw(t, ss.addr)
+		c.send("GET /warm HTTP/1.1\r\nHost: h\r\n\r\n")
+		c.read("GET")
+		c.send("GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+		time.Sleep(20 * time.Millisecond) // past watchDelay
+		if reset {
+			_ = c.nc.(*net.TCPConn).SetLinger(0)
+		}
+		c.nc.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		err, ok := ss.ctxErr("/wait")
+		for !ok && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+			err, ok = ss.ctxErr("/wait")
+		}
+		if !ok || err == nil {
+			t.Fatalf("reset %v: the client's leaving did not end the context (ended %v, err %v)", reset, ok, err)
+		}
+		ss.mu.Lock()
+		delete(ss.ctxErrs, "/wait")
+		ss.mu.Unlock()
+	}
+}
+
+// TestSessionIdleTimeoutAndShutdown: a connection waiting in its session closes when the idle
+// timeout passes, and at once on Shutdown, while a request running in another session finishes.
+func TestSessionIdleTimeoutAndShutdown(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	ss := newSessionServer(t, func(s *Server) { s.IdleTimeout = idle })
+	c := dialRaw(t, ss.addr)
+	c.send("GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.read("GET")
+	last := time.Now()
+	if !c.closed() {
+		t.Fatal("the idle connection stayed open")
+	}
+	if took := time.Since(last); took < idle/2 || took > idle+time.Second {
+		t.Fatalf("closed %v after the last answer, idle timeout %v", took, idle)
+	}
+
+	waiting := dialRaw(t, ss.addr)
+	waiting.send("GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	waiting.read("GET")
+	busy := dialRaw(t, ss.addr)
+	busy.send("GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(20 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- ss.srv.Shutdown(context.Background()) }()
+	start := time.Now()
+	if !waiting.closed() || time.Since(start) > idle/2 {
+		t.Fatalf("Shutdown closed a waiting connection after %v", time.Since(start))
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v while a request ran", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(ss.release)
+	if _, body := busy.read("GET"); body != "fast /wait" {
+		t.Fatalf("the request running during Shutdown: %q", body)
+	}
+	if !busy.closed() {
+		t.Fatal("the busy connection stayed open after Shutdown")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSessionLargeAnswerToSlowReader: an answer larger than the socket takes finishes through the
+// poller (a direct write that finds the socket full waits for room), and the session goes on.
+func TestSessionLargeAnswerToSlowReader(t *testing.T) {
+	ss := newSessionServer(t)
+	c := dialRaw(t, ss.addr)
+	const n = 8 << 20
+	c.send("GET /big/" + strconv.Itoa(n) + " HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(50 * time.Millisecond) // the server fills the socket meanwhile
+	_, body := c.read("GET")
+	if !bytes.Equal([]byte(body), pattern(n, 7)) {
+		t.Fatalf("large answer: %d bytes, or not the ones sent", len(body))
+	}
+	c.send("GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c.read("GET"); body != "fast /after" {
+		t.Fatalf("after the large answer: %q", body)
+	}
+}
+
+// TestSessionHandsBack: what the session does not serve (a head that arrives in pieces, a declined
+// request, a request with a body) goes to the serve loop, and the next request is the session's again.
+func TestSessionHandsBack(t *testing.T) {
+	ss := newSessionServer(t)
+	c := dialRaw(t, ss.addr)
+	c.send("GET /a HTTP/1.1\r\nHo")
+	time.Sleep(20 * time.Millisecond)
+	c.send("st: h\r\n\r\n")
+	if _, body := c.read("GET"); body != "full /a" { // the head was not whole when it was looked at
+		t.Fatalf("split head: %q", body)
+	}
+	for _, q := range []struct{ req, want string }{
+		{"GET /b HTTP/1.1\r\nHost: h\r\n\r\n", "fast /b"},
+		{"GET /full/c HTTP/1.1\r\nHost: h\r\n\r\n", "full /full/c"},
+		{"GET /d HTTP/1.1\r\nHost: h\r\n\r\n", "fast /d"},
+		{"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", "full /e"},
+		{"GET /f HTTP/1.1\r\nHost: h\r\n\r\n", "fast /f"},
+		{"GET /g HTTP/1.1\r\nHost: h\r\nX-Long: " + strings.Repeat("x", 6<<10) + "\r\n\r\n", "full /g"}, // over the read buffer
+		{"GET /h HTTP/1.1\r\nHost: h\r\n\r\n", "fast /h"},
+	} {
+		c.send(q.req)
+		if _, body := c.read(strings.Fields(q.req)[0]); body != q.want {
+			t.Fatalf("%.30q: %q, want %q", q.req, body, q.want)
+		}
+	}
+}
