@@ -35,6 +35,9 @@ type fastConn struct {
 	abort   *h1.Abort
 	metrics metricCache
 	isHead  bool // the request in progress is a HEAD
+
+	knownTable *Table // the table that had knownRoute: a session cookie's route found there before
+	knownRoute string
 }
 
 // field kinds the fast path looks at in a request.
@@ -199,7 +202,16 @@ func (r *Router) ServeFast(x *h1.Exchange) bool {
 	st.pool = Pool{table: t, now: now, drain: r.run.Load().settings.DrainTimeout, routes: t.match(string(path))}
 	st.cookie = r.cookieFor(st.pool.routes)
 	var cs cookieScan
-	known := func(route string) bool { return t.byRoute[route] != nil }
+	known := func(route string) bool {
+		if t == fc.knownTable && route == fc.knownRoute { // a connection's requests mostly share one
+			return true
+		}
+		if t.byRoute[route] == nil {
+			return false
+		}
+		fc.knownTable, fc.knownRoute = t, route
+		return true
+	}
 	for i, f := range x.Fields {
 		if kinds[i] == kindCookie && scanCookies(&cs, f.Value, st.cookie, known) {
 			break
