@@ -2,7 +2,10 @@ package router
 
 import (
 	"bytes"
+	"math"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -163,4 +166,31 @@ func FuzzTraceparent(f *testing.F) {
 			t.Fatalf("emitted invalid B3 ids %v", out)
 		}
 	})
+}
+
+// TestPutHex: the eight-at-a-time hex writer agrees with strconv on edge and random values, and
+// newIDs gives 48 hex digits with neither id all zero.
+func TestPutHex(t *testing.T) {
+	vals := []uint64{0, 1, 9, 10, 15, 16, 0x9a, 0xa9, 0xffffffff, 1 << 32, 0x0123456789abcdef, 0xfedcba9876543210, math.MaxUint64}
+	for range 10000 {
+		vals = append(vals, rand.Uint64())
+	}
+	var b [16]byte
+	for _, v := range vals {
+		putHex(b[:], v)
+		want := strconv.FormatUint(v, 16)
+		want = strings.Repeat("0", 16-len(want)) + want
+		if string(b[:]) != want {
+			t.Fatalf("putHex(%#x) = %q, want %q", v, b[:], want)
+		}
+	}
+	for range 100 {
+		ids := newIDs()
+		if len(ids) != 48 || strings.Trim(ids, "0123456789abcdef") != "" {
+			t.Fatalf("newIDs() = %q", ids)
+		}
+		if strings.Trim(ids[:32], "0") == "" || strings.Trim(ids[32:], "0") == "" {
+			t.Fatalf("newIDs() has an all-zero id: %q", ids)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
@@ -184,12 +185,22 @@ func newIDs() string {
 	return string(b[:])
 }
 
+// putHex writes v as 16 lower-case hex digits into dst, eight at a time.
 func putHex(dst []byte, v uint64) {
-	const digits = "0123456789abcdef"
-	for i := 15; i >= 0; i-- {
-		dst[i] = digits[v&0xf]
-		v >>= 4
-	}
+	binary.BigEndian.PutUint64(dst[:8], hexDigits(uint32(v>>32)))
+	binary.BigEndian.PutUint64(dst[8:16], hexDigits(uint32(v)))
+}
+
+// hexDigits returns the eight hex digits of x as the bytes of a word, the most significant digit
+// in the top byte: each nibble is spread to a byte of its own, then turned into '0'-'9' or 'a'-'f'
+// all at once (a byte of 10 or more gets the 39 that separate '9'+1 from 'a').
+func hexDigits(x uint32) uint64 {
+	v := uint64(x)
+	v = (v | v<<16) & 0x0000ffff0000ffff
+	v = (v | v<<8) & 0x00ff00ff00ff00ff
+	v = (v | v<<4) & 0x0f0f0f0f0f0f0f0f
+	letters := (v + 0x0606060606060606) >> 4 & 0x0101010101010101
+	return v + 0x3030303030303030 + letters*39
 }
 
 // requestID is the client's X-Request-Id (id) when it is a sane token (at most 128 characters of
