@@ -603,8 +603,8 @@ func TestServerIdleDeadlineRenewed(t *testing.T) {
 	const idle = 800 * time.Millisecond
 	addr, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/slow": // long enough to be watched (watchDelay), short enough to keep idleSet fresh
-			time.Sleep(10 * time.Millisecond)
+		case "/slow": // long enough to be watched (watchDelay, twice at most), short enough to keep idleSet fresh
+			time.Sleep(20 * time.Millisecond)
 		case "/post":
 			_, _ = io.ReadAll(r.Body)
 		}
