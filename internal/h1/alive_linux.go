@@ -25,13 +25,36 @@ func connAlive(c net.Conn) bool {
 	return err == nil && alive
 }
 
+// What a non-blocking peek at a connection finds.
+const (
+	peekNothing = iota // nothing to read yet
+	peekBytes          // bytes
+	peekEnd            // the peer's close, or an error (a reset)
+)
+
+// peek looks at connection fd without reading from it or waiting: one system call.
+func peek(fd uintptr) int {
+	var b byte
+	for {
+		n, e := peekCall(fd, &b)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN || e == syscall.EWOULDBLOCK:
+			return peekNothing
+		case e == 0 && n > 0:
+			return peekBytes
+		}
+		return peekEnd
+	}
+}
+
 // idle reports whether a connection has nothing to read: a non-blocking peek finds neither bytes nor
 // the peer's close.
-func idle(fd uintptr) bool {
-	var b [1]byte
-	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-}
+func idle(fd uintptr) bool { return peek(fd) == peekNothing }
+
+// peekGone reports whether connection fd has ended: the peer closed it, or it broke.
+func peekGone(fd uintptr) bool { return peek(fd) == peekEnd }
 
 // pollGone watches connection fd for the client going away while a handler runs inside a session
 // (see session.go), which holds the connection's reads: a non-blocking peek now and then, less
@@ -39,19 +62,14 @@ func idle(fd uintptr) bool {
 // connection; bytes found instead are the next request (the client is still there) and end the
 // watch, as does stop closing.
 func pollGone(fd int, stop <-chan struct{}, gone func()) {
-	var b [1]byte
 	wait := watchDelay
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
-		n, _, err := syscall.Recvfrom(fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-		case err == nil && n > 0:
+		switch peek(uintptr(fd)) {
+		case peekBytes:
 			return
-		default:
+		case peekEnd:
 			gone()
 			return
 		}
@@ -65,5 +83,6 @@ func pollGone(fd int, stop <-chan struct{}, gone func()) {
 	}
 }
 
-// maxPollGone bounds the time between pollGone's peeks.
-const maxPollGone = 100 * time.Millisecond
+// maxPollGone bounds the time between pollGone's peeks: a second, so that a long-running handler
+// (a long poll, an event stream) costs about one system call a second.
+const maxPollGone = time.Second

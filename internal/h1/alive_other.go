@@ -12,3 +12,6 @@ func idle(uintptr) bool { return true }
 
 // pollGone is for sessions, which need Linux's raw system calls: never called here.
 func pollGone(int, <-chan struct{}, func()) {}
+
+// peekGone is for sessions, which need Linux's raw system calls: never called here.
+func peekGone(uintptr) bool { return false }

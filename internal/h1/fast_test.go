@@ -1656,3 +1656,38 @@ func TestSendLongRequestHead(t *testing.T) {
 		}
 	}
 }
+
+// TestSendReusesAfterLongAnswer: a pooled connection is idle from the end of its answer, not from
+// the start of the request (the clock is read once per request; an answer whose body came from
+// the socket reads it again): after an answer that took longer than IdleTimeout, the next request
+// goes out on the same connection.
+func TestSendReusesAfterLongAnswer(t *testing.T) {
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	addr, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes[r.RemoteAddr] = true
+		mu.Unlock()
+		if r.URL.Path == "/slow" {
+			_, _ = w.Write([]byte("a"))
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+		}
+		_, _ = w.Write([]byte("b"))
+	})
+	tr := New(Config{IdleTimeout: 200 * time.Millisecond})
+	for _, q := range []struct{ path, want string }{{"/slow", "ab"}, {"/next", "b"}} {
+		resp, err := tr.Send(context.Background(), nil, addr, getHead(q.path, "h"), false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAllRaw(t, resp); body != q.want {
+			t.Fatalf("%s: %q, want %q", q.path, body, q.want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(remotes) != 1 {
+		t.Fatalf("%d connections for two requests in a row: the first was dropped as idle", len(remotes))
+	}
+}

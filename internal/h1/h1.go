@@ -129,6 +129,7 @@ type h1Conn struct {
 	reused    bool
 	idleAt    int64        // when it went back to the pool (monoClock ns)
 	usedAt    int64        // when the current request took it (monoClock ns, read once per request)
+	streamed  bool         // the current answer's body came from the socket (it may have taken long)
 	read      int64        // bytes read since the current request started
 	written   int64        // bytes written since the current request started
 	gone      atomic.Bool  // closed by CloseAddr: the node left the cluster
@@ -157,6 +158,7 @@ func (c *h1Conn) armHeader() {
 
 // disarm clears the header deadline before reads that have no deadline (a body from the socket).
 func (c *h1Conn) disarm() {
+	c.streamed = true
 	if c.hdrSet != 0 {
 		_ = c.conn.SetReadDeadline(time.Time{})
 		c.hdrSet = 0
@@ -268,15 +270,15 @@ func (c *h1Conn) headError(err error, canceled bool) error {
 // for a body-less request on a CheckIdle transport the awaiter checks.
 //
 // now is the request's clock reading (monoClock): the connection's idle age, and its header
-// deadline's, are judged by it, and the connection goes back to the pool as idle since then
-// (earlier than it really is, which only ends its reuse sooner).
+// deadline's, are judged by it, and unless the answer's body was read from the socket (which may
+// take long), the connection goes back to the pool as idle since then.
 func (t *Transport) conn(ctx context.Context, addr string, fresh, check, bodyless bool, now int64) (*h1Conn, error) {
 	for !fresh {
 		c := t.pop(addr, now)
 		if c == nil {
 			break
 		}
-		c.usedAt = now
+		c.usedAt, c.streamed = now, false
 		if check {
 			c.armHeader() // before the peek: a deadline that passed while the connection was idle fails every read
 		}
@@ -344,7 +346,10 @@ func (t *Transport) pop(addr string, now int64) *h1Conn {
 
 // put returns a connection whose response was read completely to the pool.
 func (t *Transport) put(c *h1Conn) {
-	c.idleAt = c.usedAt
+	c.idleAt = c.usedAt // an answer that was all in the buffer came at once
+	if c.streamed {
+		c.idleAt = monoClock()
+	}
 	t.mu.Lock()
 	// Bytes after the end of the answer (a body sent with HEAD, 204 or 304, a wrong Content-Length)
 	// would be read as the next request's answer: such a connection is closed, as net/http does.

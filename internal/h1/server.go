@@ -197,12 +197,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close stops accepting and closes every connection at once (hijacked ones excepted).
+//
+// A connection is shut down before it is closed: closing waits for a raw read in progress, and a
+// session's (session.go) lasts while its handler runs. Shut down, the connection fails the
+// handler's writes and shows the handler's watch that the client is gone, which ends the request's
+// context.
 func (s *Server) Close() error {
 	s.stopListening()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	conns := make([]*serverConn, 0, len(s.conns))
 	for c := range s.conns {
 		c.state.Store(stateClosed)
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		if tc, ok := c.nc.(*net.TCPConn); ok {
+			_ = tc.CloseRead()
+			_ = tc.CloseWrite()
+		}
 		_ = c.nc.Close()
 	}
 	return nil
@@ -242,16 +255,17 @@ type serverConn struct {
 	cancel   context.CancelFunc // ends the connection's context (and its requests')
 
 	// Watching the connection for the client going away while a handler runs (see Server).
-	watch     *time.Timer
-	watchMu   sync.Mutex
-	inHandler bool
-	watchBody *reqBody      // the request's body: watched only once read to its end
-	watchDone chan struct{} // closed when the watcher ends; nil when none runs
-	reqSeq    uint64        // counts the requests given to handlers
-	watchSeen uint64        // the request the watch timer's current period started with
-	armed     bool          // the watch timer is pending
-	aborting  atomic.Bool   // the watcher is being stopped: its read error means nothing
-	fastHeld  bool          // a fast request's head is still in br (not accepted): nothing may read br
+	watch      *time.Timer
+	watchMu    sync.Mutex
+	inHandler  bool
+	watchBody  *reqBody      // the request's body: watched only once read to its end
+	watchDone  chan struct{} // closed when the watcher ends; nil when none runs
+	reqSeq     uint64        // counts the requests given to handlers
+	watchSeen  uint64        // the request the watch timer's current period started with
+	checkedSeq uint64        // the last request before the timer last found the connection between requests
+	armed      bool          // the watch timer is pending
+	aborting   atomic.Bool   // the watcher is being stopped: its read error means nothing
+	fastHeld   bool          // a fast request's head is still in br (not accepted): nothing may read br
 
 	fx *Exchange // reused by the fast path's requests
 
@@ -261,6 +275,8 @@ type serverConn struct {
 	sessOut   int                // how the session ended
 	watchFD   int                // the descriptor a session holds for the handler being watched; -1: none
 	watchStop chan struct{}      // closed to end a polling watcher (see pollGone)
+	peerGone  atomic.Bool        // a peek found the client's close: a session's next wait ends at once
+	detached  bool               // hijacked (watchMu): the connection is no longer the server's to check
 }
 
 // httpError is a request the server answers itself before closing the connection.
@@ -412,6 +428,15 @@ func (c *serverConn) startWatch() {
 	c.watchMu.Lock()
 	defer c.watchMu.Unlock()
 	c.armed = false
+	if !c.inHandler && c.sys != nil && !c.detached {
+		if c.checkedSeq != c.reqSeq { // requests came since the last look: look once they stop
+			c.checkedSeq = c.reqSeq
+			c.rearmLocked(watchDelay)
+			return
+		}
+		c.checkGone()
+		return
+	}
 	if !c.inHandler || c.watchDone != nil {
 		return
 	}
@@ -436,6 +461,9 @@ func (c *serverConn) startWatch() {
 			return
 		}
 	}
+	if c.watchFD >= 0 && c.br.Buffered() > 0 {
+		return // the next request is in the buffer already: the client is there (as the reading watcher finds)
+	}
 	done := make(chan struct{})
 	c.watchDone = done
 	if fd := c.watchFD; fd >= 0 { // the handler runs inside a session's raw read: nothing else may read
@@ -444,7 +472,7 @@ func (c *serverConn) startWatch() {
 		// Owned by the connection: stopWatch ends it and waits for it.
 		go func() {
 			defer close(done)
-			pollGone(fd, stop, c.cancel)
+			pollGone(fd, stop, c.gone)
 		}()
 		return
 	}
@@ -1064,6 +1092,9 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if c.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
+	c.watchMu.Lock()
+	c.detached = true
+	c.watchMu.Unlock()
 	c.stopWatch()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -17,9 +18,9 @@ import (
 // sessionServer serves fast requests (answered "fast <path>"), and full ones ("full <path>"):
 //
 //	/sleep/<duration>  sleeps, then notes whether the request's context ended meanwhile
-//	/wait              waits for release (or the context's end)
+//	/wait              waits for release (or the context's end; 5 s at most)
 //	/big/<n>           answers n bytes of pattern
-//	/full/...          declined: Handler's
+//	/full/...          declined: Handler's (/full/sleep sleeps 3 ms there)
 type sessionServer struct {
 	addr    string
 	srv     *Server
@@ -46,6 +47,7 @@ func newSessionServer(t *testing.T, opt ...func(*Server)) *sessionServer {
 			select {
 			case <-ss.release:
 			case <-x.Context().Done():
+			case <-time.After(5 * time.Second): // a test that fails ends anyway
 			}
 		case strings.HasPrefix(path, "/big/"):
 			n, _ := strconv.Atoi(strings.TrimPrefix(path, "/big/"))
@@ -65,9 +67,21 @@ func newSessionServer(t *testing.T, opt ...func(*Server)) *sessionServer {
 		return true
 	})
 	ss.addr, ss.srv = serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/full/sleep" {
+			time.Sleep(3 * time.Millisecond) // shorter than watchDelay: nothing reads the connection meanwhile
+		}
 		io.WriteString(w, "full "+r.URL.Path)
 	}, append([]func(*Server){func(s *Server) { s.Fast = fast }}, opt...)...)
 	return ss
+}
+
+// dialWarm connects and makes one request, so that the connection's session runs.
+func (ss *sessionServer) dialWarm(t *testing.T) *rawConn {
+	t.Helper()
+	c := dialRaw(t, ss.addr)
+	c.send("GET /warm HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.read("GET")
+	return c
 }
 
 func (ss *sessionServer) ctxErr(path string) (error, bool) {
@@ -83,10 +97,8 @@ func (ss *sessionServer) ctxErr(path string) (error, bool) {
 func TestSessionRequestArrivingDuringHandler(t *testing.T) {
 	ss := newSessionServer(t)
 	for _, d := range []string{"2ms", "40ms"} { // shorter and longer than watchDelay
-		c := dialRaw(t, ss.addr)
+		c := ss.dialWarm(t)
 		_ = c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
-		c.send("GET /warm HTTP/1.1\r\nHost: h\r\n\r\n") // the session is running when the test starts
-		c.read("GET")
 		c.send("GET /sleep/" + d + " HTTP/1.1\r\nHost: h\r\n\r\n")
 		time.Sleep(time.Millisecond)
 		c.send("GET /second-" + d + " HTTP/1.1\r\nHost: h\r\n\r\n") // before the first answer
@@ -118,9 +130,7 @@ func TestSessionRequestArrivingDuringHandler(t *testing.T) {
 func TestSessionClientGone(t *testing.T) {
 	ss := newSessionServer(t)
 	for _, reset := range []bool{false, true} {
-		c := dialRaw(t, ss.addr)
-		c.send("GET /warm HTTP/1.1\r\nHost: h\r\n\r\n")
-		c.read("GET")
+		c := ss.dialWarm(t)
 		c.send("GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
 		time.Sleep(20 * time.Millisecond) // past watchDelay
 		if reset {
@@ -229,5 +239,114 @@ func TestSessionHandsBack(t *testing.T) {
 		if _, body := c.read(strings.Fields(q.req)[0]); body != q.want {
 			t.Fatalf("%.30q: %q, want %q", q.req, body, q.want)
 		}
+	}
+}
+
+// waitCtxErr waits up to 5 s for the handler of path to end and returns its context's error.
+func (ss *sessionServer) waitCtxErr(t *testing.T, path string) error {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err, ok := ss.ctxErr(path); ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the handler of %s did not end", path)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSessionServerClose: Close does not wait for a handler running inside a session (closing a
+// connection waits for its raw read, which lasts as long as the handler): it ends the handler's
+// context and the handler's answer is not sent.
+func TestSessionServerClose(t *testing.T) {
+	ss := newSessionServer(t)
+	c := ss.dialWarm(t)
+	c.send("GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(30 * time.Millisecond)
+	start := time.Now()
+	_ = ss.srv.Close()
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Close took %v: it waited for the handler", took)
+	}
+	if err := ss.waitCtxErr(t, "/wait"); err == nil {
+		t.Fatal("Close did not end the running request's context")
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if b, _ := io.ReadAll(c.br); strings.Contains(string(b), "fast /wait") {
+		t.Fatalf("the answer went out after Close: %q", b)
+	}
+}
+
+// TestSessionHalfCloseWithRequest: a client that sends its request and its close (FIN) together
+// gets its answer and then the connection's end at once, not at the idle timeout (or never, with no
+// timeout): the read that took the request does not show the close behind it, and the poller's
+// one edge may have been spent on both. Whether the session waited already, is new, or starts
+// after a request served by Handler.
+func TestSessionHalfCloseWithRequest(t *testing.T) {
+	for _, timeouts := range []bool{true, false} {
+		ss := newSessionServer(t, func(s *Server) {
+			if !timeouts {
+				s.IdleTimeout, s.ReadHeaderTimeout = 0, 0
+			}
+		})
+		for _, mode := range []string{"waiting", "new", "after-full"} {
+			for i := range 10 {
+				nc, err := net.Dial("tcp", ss.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				br := bufio.NewReader(nc)
+				switch mode {
+				case "waiting":
+					io.WriteString(nc, "GET /warm HTTP/1.1\r\nHost: h\r\n\r\n")
+					if _, err := http.ReadResponse(br, &http.Request{Method: "GET"}); err != nil {
+						t.Fatal(err)
+					}
+					_, _ = br.Discard(br.Buffered())
+					time.Sleep(10 * time.Millisecond)
+				case "after-full":
+					io.WriteString(nc, "GET /full/sleep HTTP/1.1\r\nHost: h\r\n\r\n")
+					time.Sleep(time.Millisecond) // the next request and the close come during the full handler
+				}
+				io.WriteString(nc, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+				_ = nc.(*net.TCPConn).CloseWrite()
+				_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+				start := time.Now()
+				all, err := io.ReadAll(br)
+				took := time.Since(start)
+				nc.Close()
+				if !strings.Contains(string(all), "fast /b") {
+					t.Fatalf("timeouts %v, %s #%d: %q %v", timeouts, mode, i, all, err)
+				}
+				if err != nil || took > 500*time.Millisecond {
+					t.Fatalf("timeouts %v, %s #%d: the connection ended %v after the close (%v)", timeouts, mode, i, took, err)
+				}
+			}
+		}
+	}
+}
+
+// TestSessionPipelinedThenHalfClose: a client that pipelines its next request and then half-closes
+// while a watched handler runs is still there: neither request's context ends.
+func TestSessionPipelinedThenHalfClose(t *testing.T) {
+	ss := newSessionServer(t)
+	c := ss.dialWarm(t)
+	c.send("GET /sleep/150ms HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(30 * time.Millisecond) // the handler is watched
+	_ = c.nc.(*net.TCPConn).CloseWrite()
+	for _, want := range []string{"fast /sleep/150ms", "fast /next"} {
+		if _, body := c.read("GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
+	for _, path := range []string{"/sleep/150ms", "/next"} {
+		if err, _ := ss.ctxErr(path); err != nil {
+			t.Fatalf("%s: the context ended although the client was there: %v", path, err)
+		}
+	}
+	if !c.closed() {
+		t.Fatal("the half-closed connection stayed open")
 	}
 }
