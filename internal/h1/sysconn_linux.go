@@ -39,7 +39,7 @@ type sysConn struct {
 	// the descriptor open and owns the poller's read readiness.
 	direct  bool
 	fd      uintptr // the descriptor, while direct
-	drained bool    // the last direct read left nothing to read: it was short, or found nothing
+	drained bool    // the last direct read left no bytes behind: it was short, or found nothing
 	pending error   // a read error found by a direct read that had to report something else first
 }
 
@@ -48,9 +48,10 @@ type sysConn struct {
 // poller's locks again (which, for reads, the raw read holds: a read through the poller would wait
 // for itself). A direct read that finds nothing answers errAgain instead of waiting: the caller
 // returns false from the callback to wait, which is safe once drained is set (an edge-triggered
-// poller wakes the wait for whatever arrives after a read that took everything). A direct write
-// that finds the socket full finishes through the poller. leave ends it; both are for the
-// goroutine that reads and writes the connection.
+// poller wakes the wait for whatever arrives after a read that took every byte; a close queued
+// behind those bytes is not shown, see session.go). A direct write that finds the socket full
+// finishes through the poller. leave ends it; both are for the goroutine that reads and writes
+// the connection.
 func (s *sysConn) enter(fd uintptr) { s.direct, s.fd = true, fd }
 
 // leave ends direct mode.
