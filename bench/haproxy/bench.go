@@ -175,6 +175,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		rep.Placement = "unpinned (taskset missing or fewer than 2 CPUs)"
 	}
+	// The nodes' work dirs are made and removed here: a node that does not stop in time is
+	// killed, and would leave its own behind.
+	work, err := os.MkdirTemp("", "herd-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work) // after the processes stopped (deferred calls run last first)
 	var started []*proc
 	defer func() {
 		for i := len(started) - 1; i >= 0; i-- {
@@ -183,7 +190,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}()
 	var nodeAddrs []string
 	for i := 1; i <= cfg.Nodes; i++ {
-		p, err := startRole(ctx, pin(cfg.NodeCPU, cfg.Binary), "node", "BENCH_NAME=node"+strconv.Itoa(i))
+		name := "node" + strconv.Itoa(i)
+		p, err := startRole(ctx, pin(cfg.NodeCPU, cfg.Binary), "node", "BENCH_NAME="+name, "BENCH_DIR="+filepath.Join(work, name))
 		if err != nil {
 			return nil, err
 		}

@@ -90,11 +90,17 @@ func runNode() error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "herd-bench-node-")
-	if err != nil {
+	dir := os.Getenv("BENCH_DIR") // the orchestrator's, which removes it
+	if dir == "" {
+		d, err := os.MkdirTemp("", "herd-bench-node-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
 	srv, err := server.New(server.Options{Name: name, HTTPAddr: "127.0.0.1:0", WorkDir: dir, Sessions: sm,
 		Logger: slog.New(slog.DiscardHandler), Valves: server.ValveOptions{AccessLogOut: io.Discard}})
 	if err != nil {
