@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/herdproject/herd/internal/testapps"
 	"github.com/herdproject/herd/membership"
 )
 
@@ -865,7 +866,7 @@ func TestFastPathClientGoneAbortsNodeRequest(t *testing.T) {
 				}
 			})
 			n := staticNode(t, "n1", "/block", block)
-			log := &syncBuffer{}
+			log := &testapps.SyncBuffer{}
 			r := startRouter(t, listen(t), nil, func(o *Options) {
 				o.Settings.Backends = []string{n.Addr()}
 				o.AccessLog, o.noFast = log, noFast
@@ -985,7 +986,7 @@ func TestFastPathAccessLogAndMetrics(t *testing.T) {
 	}
 	results := map[bool]result{}
 	for _, noFast := range []bool{false, true} {
-		log, reg := &syncBuffer{}, prometheus.NewRegistry()
+		log, reg := &testapps.SyncBuffer{}, prometheus.NewRegistry()
 		r := startRouter(t, listen(t), members, func(o *Options) { o.AccessLog, o.Metrics, o.noFast = log, reg, noFast })
 		c := dialRouter(t, r)
 		br := bufio.NewReader(c)
@@ -1096,7 +1097,7 @@ func TestFastPathRetriesConnectFailure(t *testing.T) {
 		}
 	}()
 	bad := badLn.Addr().String()
-	reg, log := prometheus.NewRegistry(), &syncBuffer{}
+	reg, log := prometheus.NewRegistry(), &testapps.SyncBuffer{}
 	r := startRouter(t, listen(t), nil, func(o *Options) {
 		o.Settings.Backends = []string{bad, good.Addr()}
 		o.Metrics, o.AccessLog = reg, log

@@ -1,15 +1,14 @@
 package router
 
 import (
-	"bytes"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/herdproject/herd/internal/testapps"
 	"github.com/herdproject/herd/session"
 )
 
@@ -86,7 +85,7 @@ func TestTraceparentParsing(t *testing.T) {
 
 func TestAccessLogLine(t *testing.T) {
 	n := staticNode(t, "n1")
-	var buf syncBuffer
+	var buf testapps.SyncBuffer
 	r := startRouter(t, listen(t), nil, func(o *Options) {
 		o.Settings.Backends = []string{n.Addr()}
 		o.AccessLog = &buf
@@ -99,23 +98,6 @@ func TestAccessLogLine(t *testing.T) {
 			t.Errorf("access log %q lacks %q", line, want)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Fuzz targets: the decoders of client input never panic and agree with their contracts.

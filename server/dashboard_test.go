@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -229,7 +228,7 @@ func TestColourStatsSeesBlank(t *testing.T) {
 // inlined blocks, that ?token= opens the page but not the API, and that the token never reaches the
 // access log.
 func TestDashboardHTTP(t *testing.T) {
-	accessLog := &lockedBuffer{}
+	accessLog := &testapps.SyncBuffer{}
 	n := newNode(t, func(o *Options) {
 		o.Valves.AccessLog, o.Valves.AccessLogOut = valve.FormatCommon, accessLog
 	})
@@ -303,22 +302,4 @@ func TestDashboardHTTP(t *testing.T) {
 	if strings.Contains(logged, testToken) {
 		t.Errorf("the access log contains the manager token:\n%s", logged)
 	}
-}
-
-// lockedBuffer is a buffer the access log writes to while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

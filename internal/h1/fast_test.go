@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herdproject/herd/internal/testapps"
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -1353,32 +1355,14 @@ type fastFunc func(x *Exchange) bool
 
 func (f fastFunc) ServeFast(x *Exchange) bool { return f(x) }
 
-// lockedBuffer is a log sink the server writes from its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // describe is what both handlers answer: the request as each saw it.
 func describe(path, method, target, host string, xa []string, body string) string {
 	return fmt.Sprintf("%s %s %s host=%s xa=%s body=%s", path, method, target, host, strings.Join(xa, ","), body)
 }
 
-func fastServer(t *testing.T) (addr string, srv *Server, log *lockedBuffer, fastCalls *atomic.Int32) {
+func fastServer(t *testing.T) (addr string, srv *Server, log *testapps.SyncBuffer, fastCalls *atomic.Int32) {
 	t.Helper()
-	log = &lockedBuffer{}
+	log = &testapps.SyncBuffer{}
 	fastCalls = new(atomic.Int32)
 	full := func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

@@ -1,5 +1,6 @@
 // Package testapps packs the sample webapps that ship with herd into bundles for tests, once per test
-// binary, and builds variants of them (another version, a broken manifest, a malicious archive).
+// binary, and builds variants of them (another version, a broken manifest, a malicious archive). It
+// also holds the small helpers several packages' tests share (free ports, a buffer for logs).
 package testapps
 
 import (
